@@ -1,1 +1,190 @@
-fn main() {}
+//! `cobro`: the one binary. Which services run is chosen by arguments, so one image serves
+//! every Deployment.
+
+mod bench;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use cobro_kit::config::{Layers, Settings};
+use cobro_kit::telemetry::TelemetryConfig;
+use tokio_util::sync::CancellationToken;
+
+/// Every service `cobro serve` knows, in start order.
+fn known_services() -> impl Iterator<Item = &'static str> {
+    cobro_kit::service::SERVICES.iter().map(|(name, _)| *name)
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "cobro",
+    version,
+    about = "Cobro: accounts receivable and B2B payments",
+    long_about = "Cobro: accounts receivable and B2B payments.\n\n\
+        Configuration is read from config/default.toml, config/<COBRO_ENV>.toml, --config FILE and\n\
+        COBRO__SECTION__KEY environment variables, later ones winning.",
+    after_help = "Examples:\n  cobro serve all\n  cobro serve payments vault\n  cobro migrate invoicing\n  cobro bench outbox --events 20000"
+)]
+struct Cli {
+    /// An extra TOML file applied over config/ (must exist).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one or more services in this process, or `all` of them.
+    Serve {
+        /// Services to run: identity, invoicing, payments, vault, notifications, reconciliation,
+        /// gateway, or all.
+        #[arg(required = true, value_name = "SERVICE", value_parser = parse_service_or_all)]
+        services: Vec<String>,
+    },
+    /// Apply database migrations, for the named services or all of them, and exit.
+    Migrate {
+        #[arg(value_name = "SERVICE", value_parser = parse_service)]
+        services: Vec<String>,
+    },
+    /// List the services with their default ports.
+    Services,
+    /// Measure a scenario on this machine; the last line printed is the result.
+    Bench {
+        #[command(subcommand)]
+        scenario: bench::Scenario,
+    },
+}
+
+fn parse_service(name: &str) -> Result<String, String> {
+    if known_services().any(|known| known == name) {
+        Ok(name.to_owned())
+    } else {
+        let known: Vec<&str> = known_services().collect();
+        Err(format!("unknown service `{name}`; known services: {}", known.join(", ")))
+    }
+}
+
+fn parse_service_or_all(name: &str) -> Result<String, String> {
+    if name == "all" { Ok(name.to_owned()) } else { parse_service(name) }
+}
+
+/// Expand `all`, drop repeats, keep start order.
+fn resolve(services: &[String]) -> Vec<&'static str> {
+    let all = services.iter().any(|s| s == "all");
+    known_services().filter(|name| all || services.iter().any(|s| s == name)).collect()
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Layers::from_env(cli.config.clone()).load() {
+        Ok(settings) => settings,
+        Err(err) => return fail(&err),
+    };
+    let telemetry: TelemetryConfig = match settings.section("telemetry") {
+        Ok(t) => t,
+        Err(err) => return fail(&err),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(err) => return fail(&err),
+    };
+    runtime.block_on(async move {
+        let _telemetry = cobro_kit::telemetry::init("cobro", &telemetry);
+        let outcome = match cli.command {
+            Command::Serve { services } => serve(&settings, &telemetry, &resolve(&services)).await,
+            Command::Migrate { services } => {
+                let names = if services.is_empty() { resolve(&["all".to_owned()]) } else { resolve(&services) };
+                migrate(&settings, &names).await
+            }
+            Command::Services => {
+                for (name, port) in cobro_kit::service::SERVICES {
+                    println!("{name:<16} 127.0.0.1:{port}");
+                }
+                Ok(())
+            }
+            Command::Bench { scenario } => bench::run(&settings, scenario).await,
+        };
+        match outcome {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => fail(err.as_ref()),
+        }
+    })
+}
+
+fn fail(err: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("cobro: {err}");
+    ExitCode::FAILURE
+}
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+type Serving = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
+
+fn service_future(name: &str, settings: Settings, shutdown: CancellationToken) -> Option<Serving> {
+    macro_rules! boxed {
+        ($krate:ident) => {
+            Box::pin(async move { $krate::serve(&settings, shutdown).await.map_err(Failure::from) })
+        };
+    }
+    let fut: Serving = match name {
+        "identity" => boxed!(cobro_identity),
+        "invoicing" => boxed!(cobro_invoicing),
+        "payments" => boxed!(cobro_payments),
+        "vault" => boxed!(cobro_vault),
+        "notifications" => boxed!(cobro_notifications),
+        "reconciliation" => boxed!(cobro_reconciliation),
+        "gateway" => boxed!(cobro_gateway),
+        _ => return None,
+    };
+    Some(fut)
+}
+
+/// Run the services side by side; the first to fail stops the others.
+async fn serve(settings: &Settings, telemetry: &TelemetryConfig, names: &[&'static str]) -> Result<(), Failure> {
+    let shutdown = cobro_kit::shutdown::on_signals();
+    let mut tasks = tokio::task::JoinSet::new();
+    if let Ok(addr) = telemetry.metrics_listen.parse() {
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            cobro_kit::telemetry::metrics::serve(addr, shutdown)
+                .await
+                .map_err(|e| Failure::from(format!("metrics endpoint {addr}: {e}")))
+        });
+    }
+    for name in names {
+        if let Some(fut) = service_future(name, settings.clone(), shutdown.clone()) {
+            tasks.spawn(fut);
+        }
+    }
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.map_err(Failure::from).and_then(|r| r);
+        if let Err(err) = result {
+            tracing::error!(error = %err, "stopping every service");
+            first_error.get_or_insert(err);
+            shutdown.cancel();
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn migrate(settings: &Settings, names: &[&'static str]) -> Result<(), Failure> {
+    for name in names {
+        let migrator = match *name {
+            "identity" => cobro_identity::migrator(),
+            "invoicing" => cobro_invoicing::migrator(),
+            "payments" => cobro_payments::migrator(),
+            "vault" => cobro_vault::migrator(),
+            "notifications" => cobro_notifications::migrator(),
+            "reconciliation" => cobro_reconciliation::migrator(),
+            // The gateway keeps no state of its own.
+            _ => continue,
+        };
+        cobro_kit::service::migrate_only(settings, name, &migrator).await?;
+        println!("migrated {name}");
+    }
+    Ok(())
+}

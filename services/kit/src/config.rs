@@ -30,19 +30,13 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn invalid(key: &str, reason: impl std::fmt::Display) -> Self {
-        Self {
-            key: Some(key.to_owned()),
-            message: format!("key `{key}` ({}): {reason}", env_name(key)),
-        }
+        Self { key: Some(key.to_owned()), message: format!("key `{key}` ({}): {reason}", env_name(key)) }
     }
 
     pub fn missing(key: &str) -> Self {
         Self {
             key: Some(key.to_owned()),
-            message: format!(
-                "missing required key `{key}`: set {} or add it to config/<env>.toml",
-                env_name(key)
-            ),
+            message: format!("missing required key `{key}`: set {} or add it to config/<env>.toml", env_name(key)),
         }
     }
 }
@@ -115,9 +109,7 @@ impl Layers {
             );
         }
         for (key, value) in &self.overrides {
-            builder = builder
-                .set_override(key.as_str(), value.as_str())
-                .map_err(|e| ConfigError::invalid(key, e))?;
+            builder = builder.set_override(key.as_str(), value.as_str()).map_err(|e| ConfigError::invalid(key, e))?;
         }
         let tree = builder.build().map_err(from_config_error)?;
         Ok(Settings { tree })
@@ -244,11 +236,7 @@ fn default_replication() -> i32 {
 
 impl Default for KafkaConfig {
     fn default() -> Self {
-        Self {
-            brokers: default_brokers(),
-            partitions: default_partitions(),
-            replication_factor: default_replication(),
-        }
+        Self { brokers: default_brokers(), partitions: default_partitions(), replication_factor: default_replication() }
     }
 }
 
@@ -434,13 +422,10 @@ mod tests {
     #[test]
     fn files_layer_in_order_and_an_explicit_missing_file_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("default.toml"), "[grpc]\nconcurrency_limit = 10\nrequest_timeout = \"5s\"\n").unwrap();
+        std::fs::write(dir.path().join("default.toml"), "[grpc]\nconcurrency_limit = 10\nrequest_timeout = \"5s\"\n")
+            .unwrap();
         std::fs::write(dir.path().join("test.toml"), "[grpc]\nconcurrency_limit = 20\n").unwrap();
-        let l = Layers {
-            dir: Some(dir.path().to_owned()),
-            env: Some("test".to_owned()),
-            ..Layers::default()
-        };
+        let l = Layers { dir: Some(dir.path().to_owned()), env: Some("test".to_owned()), ..Layers::default() };
         let grpc: GrpcConfig = l.load().unwrap().section("grpc").unwrap();
         assert_eq!(grpc.concurrency_limit, 20);
         assert_eq!(grpc.request_timeout, "5s");

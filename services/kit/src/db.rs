@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
+use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
 
 use crate::config::ServiceConfig;
 

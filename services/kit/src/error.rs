@@ -124,6 +124,7 @@ impl DomainError for InfraError {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -48,13 +48,7 @@ pub struct GrpcServer {
 
 impl GrpcServer {
     pub fn new(config: GrpcConfig, verifier: Arc<Verifier>) -> Self {
-        Self {
-            config,
-            verifier,
-            public_methods: Vec::new(),
-            routes: Routes::default(),
-            service_names: Vec::new(),
-        }
+        Self { config, verifier, public_methods: Vec::new(), routes: Routes::default(), service_names: Vec::new() }
     }
 
     /// Add a generated service. Its health status follows the server's.
@@ -200,12 +194,9 @@ where
             async move {
                 let result = inner.call(request).await;
                 let code = match &result {
-                    Ok(response) => response
-                        .headers()
-                        .get("grpc-status")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("0")
-                        .to_owned(),
+                    Ok(response) => {
+                        response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("0").to_owned()
+                    }
                     Err(_) => "transport".to_owned(),
                 };
                 crate::telemetry::metrics::grpc_request(&method, &code, started.elapsed());
@@ -217,7 +208,10 @@ where
 }
 
 /// A client channel to another service, with connect and request timeouts.
-pub async fn connect(url: &str, request_timeout: Duration) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+pub async fn connect(
+    url: &str,
+    request_timeout: Duration,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     tonic::transport::Endpoint::from_shared(url.to_owned())?
         .connect_timeout(Duration::from_secs(5))
         .timeout(request_timeout)
@@ -226,7 +220,10 @@ pub async fn connect(url: &str, request_timeout: Duration) -> Result<tonic::tran
 }
 
 /// Like [`connect`] but connects on first use, so services can start in any order.
-pub fn connect_lazy(url: &str, request_timeout: Duration) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+pub fn connect_lazy(
+    url: &str,
+    request_timeout: Duration,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
     Ok(tonic::transport::Endpoint::from_shared(url.to_owned())?
         .connect_timeout(Duration::from_secs(5))
         .timeout(request_timeout)

@@ -8,6 +8,7 @@
 //! - [`grpc`]: the server every service runs (health, reflection, limits, auth, shutdown).
 //! - [`auth`]: JWT verification against identity's JWKS, principals and permissions.
 //! - [`events`]: transactional outbox, relay, and an inbox-backed consumer.
+//! - [`service`]: the start-up every service shares (config, pool, migrations, topic, serve).
 
 pub mod auth;
 pub mod config;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod events;
 pub mod grpc;
 pub mod money;
+pub mod service;
 pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -432,17 +432,14 @@ fn is_ascii_digits(s: &str) -> bool {
 
 fn is_not_a_number(s: &str) -> bool {
     let unsigned = s.strip_prefix(['-', '+']).unwrap_or(s);
-    ["nan", "inf", "infinity"]
-        .iter()
-        .any(|word| unsigned.eq_ignore_ascii_case(word))
+    ["nan", "inf", "infinity"].iter().any(|word| unsigned.eq_ignore_ascii_case(word))
 }
 
 /// "1e5", "-1.5E-3": numeric characters around an e/E. Other text with an "e" is just malformed.
 fn is_exponent_notation(s: &str) -> bool {
     s.bytes().any(|b| b == b'e' || b == b'E')
         && s.bytes().any(|b| b.is_ascii_digit())
-        && s.bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
+        && s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'+' | b'e' | b'E'))
 }
 
 /// `Decimal` has a negative zero; it must never show up as "-0.00" on an invoice.
@@ -457,8 +454,7 @@ fn normalize_zero(amount: &mut Decimal) {
 /// `Decimal` may not hold that many decimals; [`Money`] refuses such amounts anyway.)
 pub fn round_to_minor(amount: Decimal, currency: Currency) -> Decimal {
     let minor_units = currency.minor_units();
-    let mut rounded =
-        amount.round_dp_with_strategy(minor_units, RoundingStrategy::MidpointAwayFromZero);
+    let mut rounded = amount.round_dp_with_strategy(minor_units, RoundingStrategy::MidpointAwayFromZero);
     rounded.rescale(minor_units);
     normalize_zero(&mut rounded);
     rounded
@@ -480,9 +476,7 @@ impl Money {
     /// are refused, not rounded (trailing zeros do not count, so 1.500 USD is 1.50).
     pub fn new(amount: Decimal, currency: Currency) -> Result<Money, MoneyError> {
         if amount.normalize().scale() > currency.minor_units() {
-            return Err(MoneyError::TooManyDecimals {
-                max: currency.minor_units(),
-            });
+            return Err(MoneyError::TooManyDecimals { max: currency.minor_units() });
         }
         Money::bounded(amount, currency)
     }
@@ -518,10 +512,7 @@ impl Money {
             return Err(MoneyError::Overflow);
         }
         normalize_zero(&mut exact);
-        Ok(Money {
-            amount: exact,
-            currency,
-        })
+        Ok(Money { amount: exact, currency })
     }
 
     pub fn amount(&self) -> Decimal {
@@ -536,30 +527,21 @@ impl Money {
         if self.currency == other.currency {
             Ok(())
         } else {
-            Err(MoneyError::CurrencyMismatch {
-                left: self.currency,
-                right: other.currency,
-            })
+            Err(MoneyError::CurrencyMismatch { left: self.currency, right: other.currency })
         }
     }
 
     /// The sum, or an error when the currencies differ or the result is too large.
     pub fn checked_add(&self, other: &Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let sum = self
-            .amount
-            .checked_add(other.amount)
-            .ok_or(MoneyError::Overflow)?;
+        let sum = self.amount.checked_add(other.amount).ok_or(MoneyError::Overflow)?;
         Money::bounded(sum, self.currency)
     }
 
     /// The difference, or an error when the currencies differ or the result is too large.
     pub fn checked_sub(&self, other: &Money) -> Result<Money, MoneyError> {
         self.same_currency(other)?;
-        let difference = self
-            .amount
-            .checked_sub(other.amount)
-            .ok_or(MoneyError::Overflow)?;
+        let difference = self.amount.checked_sub(other.amount).ok_or(MoneyError::Overflow)?;
         Money::bounded(difference, self.currency)
     }
 
@@ -573,10 +555,7 @@ impl Money {
     pub fn neg(&self) -> Money {
         let mut amount = -self.amount;
         normalize_zero(&mut amount);
-        Money {
-            amount,
-            currency: self.currency,
-        }
+        Money { amount, currency: self.currency }
     }
 
     pub fn is_zero(&self) -> bool {
@@ -594,10 +573,7 @@ impl Money {
     /// `self × quantity`, rounded half away from zero to minor units: a line total from a unit
     /// price and a quantity, or a tax from a rate.
     pub fn mul_round(&self, quantity: Decimal) -> Result<Money, MoneyError> {
-        let product = self
-            .amount
-            .checked_mul(quantity)
-            .ok_or(MoneyError::Overflow)?;
+        let product = self.amount.checked_mul(quantity).ok_or(MoneyError::Overflow)?;
         Money::rounded(product, self.currency)
     }
 
@@ -614,9 +590,7 @@ impl Money {
         let minor_units = self.currency.minor_units();
         let total = self.amount.mantissa();
         let others = parts.saturating_sub(1);
-        let share = total
-            .checked_div(i128::from(parts))
-            .ok_or(MoneyError::Overflow)?;
+        let share = total.checked_div(i128::from(parts)).ok_or(MoneyError::Overflow)?;
         let last = share
             .checked_mul(i128::from(others))
             .and_then(|taken| total.checked_sub(taken))
@@ -650,13 +624,10 @@ impl Money {
         let currency_field = || field_path(field, "currency");
         let amount_field = || field_path(field, "amount");
         if pb.currency.is_empty() {
-            return Err(InvalidField::new(
-                currency_field(),
-                "is required: an ISO 4217 currency code such as MXN",
-            ));
+            return Err(InvalidField::new(currency_field(), "is required: an ISO 4217 currency code such as MXN"));
         }
-        let currency = Currency::from_code(&pb.currency)
-            .map_err(|e| InvalidField::new(currency_field(), e.to_string()))?;
+        let currency =
+            Currency::from_code(&pb.currency).map_err(|e| InvalidField::new(currency_field(), e.to_string()))?;
         parse_amount(&pb.amount, currency.minor_units())
             .and_then(|amount| Money::new(amount, currency))
             .map_err(|e| InvalidField::new(amount_field(), amount_reason(&e, currency)))
@@ -664,10 +635,7 @@ impl Money {
 
     /// The wire `Money`.
     pub fn to_proto(&self) -> proto::Money {
-        proto::Money {
-            currency: self.currency.code().to_owned(),
-            amount: self.format_amount(),
-        }
+        proto::Money { currency: self.currency.code().to_owned(), amount: self.format_amount() }
     }
 }
 
@@ -677,11 +645,7 @@ fn amount_limit() -> Decimal {
 }
 
 fn field_path(field: &str, leaf: &str) -> String {
-    if field.is_empty() {
-        leaf.to_owned()
-    } else {
-        format!("{field}.{leaf}")
-    }
+    if field.is_empty() { leaf.to_owned() } else { format!("{field}.{leaf}") }
 }
 
 /// The reason for a bad wire amount, naming the currency when its minor units are at fault.
@@ -832,11 +796,7 @@ mod tests {
             ("MXNMXNMXNMXN", "MXNMXNMX…"),
         ];
         for &(code, shown) in cases {
-            assert_eq!(
-                Currency::from_code(code),
-                Err(MoneyError::UnknownCurrency(shown.to_owned())),
-                "{code:?}"
-            );
+            assert_eq!(Currency::from_code(code), Err(MoneyError::UnknownCurrency(shown.to_owned())), "{code:?}");
         }
         let huge = "Z".repeat(100_000);
         let message = Currency::from_code(&huge).unwrap_err().to_string();
@@ -938,12 +898,7 @@ mod tests {
     fn parse_amount_keeps_the_written_scale() {
         assert_eq!(parse_amount("1.50", 4).unwrap().scale(), 2);
         assert_eq!(parse_amount("0.0000", 4).unwrap().scale(), 4);
-        assert_eq!(
-            parse_amount("0.0000000000000000000000000001", 28)
-                .unwrap()
-                .scale(),
-            28
-        );
+        assert_eq!(parse_amount("0.0000000000000000000000000001", 28).unwrap().scale(), 28);
     }
 
     #[test]
@@ -976,18 +931,10 @@ mod tests {
         for &(amount, code, expected) in cases {
             let currency = cur(code);
             let rounded = round_to_minor(dec(amount), currency);
-            assert_eq!(
-                rounded.to_string(),
-                expected,
-                "round_to_minor({amount}, {code})"
-            );
+            assert_eq!(rounded.to_string(), expected, "round_to_minor({amount}, {code})");
             assert_eq!(rounded.scale(), currency.minor_units(), "{amount} {code}");
             let money = Money::rounded(dec(amount), currency).unwrap();
-            assert_eq!(
-                money.format_amount(),
-                expected,
-                "Money::rounded({amount}, {code})"
-            );
+            assert_eq!(money.format_amount(), expected, "Money::rounded({amount}, {code})");
         }
     }
 
@@ -1035,11 +982,7 @@ mod tests {
             ("79228162514264337593543950335", "USD", Overflow),
         ];
         for (amount, code, expected) in cases {
-            assert_eq!(
-                Money::new(dec(amount), cur(code)),
-                Err(expected.clone()),
-                "{amount} {code}"
-            );
+            assert_eq!(Money::new(dec(amount), cur(code)), Err(expected.clone()), "{amount} {code}");
         }
         assert_eq!(Money::rounded(Decimal::MAX, Currency::USD), Err(Overflow));
         assert_eq!(Money::rounded(Decimal::MIN, Currency::USD), Err(Overflow));
@@ -1062,11 +1005,7 @@ mod tests {
         ];
         for (amount, code, expected) in cases {
             let got = Money::parse(amount, code).map(|m| m.to_string());
-            assert_eq!(
-                got,
-                expected.clone().map(str::to_owned),
-                "{amount:?} {code:?}"
-            );
+            assert_eq!(got, expected.clone().map(str::to_owned), "{amount:?} {code:?}");
         }
     }
 
@@ -1082,16 +1021,8 @@ mod tests {
         ];
         for &(left, right, code, sum, difference) in cases {
             let (l, r) = (money(left, code), money(right, code));
-            assert_eq!(
-                l.checked_add(&r).unwrap().format_amount(),
-                sum,
-                "{left} + {right}"
-            );
-            assert_eq!(
-                l.checked_sub(&r).unwrap().format_amount(),
-                difference,
-                "{left} - {right}"
-            );
+            assert_eq!(l.checked_add(&r).unwrap().format_amount(), sum, "{left} + {right}");
+            assert_eq!(l.checked_sub(&r).unwrap().format_amount(), difference, "{left} - {right}");
         }
     }
 
@@ -1103,20 +1034,14 @@ mod tests {
         assert_eq!(max.neg().checked_sub(&cent), Err(MoneyError::Overflow));
         assert_eq!(max.mul_round(dec("2")), Err(MoneyError::Overflow));
         assert_eq!(max.mul_round(Decimal::MAX), Err(MoneyError::Overflow));
-        assert_eq!(
-            max.checked_sub(&cent).unwrap().format_amount(),
-            "999999999999999999.98"
-        );
+        assert_eq!(max.checked_sub(&cent).unwrap().format_amount(), "999999999999999999.98");
     }
 
     #[test]
     fn currency_mismatch_on_add_sub_and_cmp() {
         let usd = money("1.00", "USD");
         let mxn = money("1.00", "MXN");
-        let mismatch = MoneyError::CurrencyMismatch {
-            left: Currency::USD,
-            right: Currency::MXN,
-        };
+        let mismatch = MoneyError::CurrencyMismatch { left: Currency::USD, right: Currency::MXN };
         assert_eq!(usd.checked_add(&mxn), Err(mismatch.clone()));
         assert_eq!(usd.checked_sub(&mxn), Err(mismatch.clone()));
         assert_eq!(usd.checked_cmp(&mxn), Err(mismatch.clone()));
@@ -1180,11 +1105,7 @@ mod tests {
         ];
         for &(amount, code, quantity, expected) in cases {
             let got = money(amount, code).mul_round(dec(quantity)).unwrap();
-            assert_eq!(
-                got.format_amount(),
-                expected,
-                "{amount} {code} × {quantity}"
-            );
+            assert_eq!(got.format_amount(), expected, "{amount} {code} × {quantity}");
         }
     }
 
@@ -1199,59 +1120,33 @@ mod tests {
             ("10.00", "MXN", 2, &["5.00", "5.00"]),
             ("1.000", "BHD", 3, &["0.333", "0.333", "0.334"]),
             ("0.00", "USD", 2, &["0.00", "0.00"]),
-            (
-                "100.00",
-                "MXN",
-                7,
-                &[
-                    "14.28", "14.28", "14.28", "14.28", "14.28", "14.28", "14.32",
-                ],
-            ),
+            ("100.00", "MXN", 7, &["14.28", "14.28", "14.28", "14.28", "14.28", "14.28", "14.32"]),
         ];
         for &(amount, code, parts, expected) in cases {
             let total = money(amount, code);
             let split = total.allocate(parts).unwrap();
             let got: Vec<String> = split.iter().map(Money::format_amount).collect();
             assert_eq!(got, expected, "{amount} {code} / {parts}");
-            let sum = split
-                .iter()
-                .try_fold(Money::zero(total.currency()), |acc, m| acc.checked_add(m));
+            let sum = split.iter().try_fold(Money::zero(total.currency()), |acc, m| acc.checked_add(m));
             assert_eq!(sum, Ok(total), "{amount} {code} / {parts}");
         }
         let total = money("100.00", "USD");
         assert_eq!(total.allocate(0), Err(MoneyError::InvalidSplit));
-        assert_eq!(
-            total.allocate(MAX_SPLIT_PARTS + 1),
-            Err(MoneyError::InvalidSplit)
-        );
+        assert_eq!(total.allocate(MAX_SPLIT_PARTS + 1), Err(MoneyError::InvalidSplit));
         assert_eq!(total.allocate(u32::MAX), Err(MoneyError::InvalidSplit));
         assert_eq!(total.allocate(MAX_SPLIT_PARTS).unwrap().len(), 10_000);
     }
 
     #[test]
     fn proto_round_trip() {
-        let cases: &[(&str, &str)] = &[
-            ("MXN", "1234.50"),
-            ("JPY", "1234"),
-            ("BHD", "-1.250"),
-            ("CLF", "0.0001"),
-        ];
+        let cases: &[(&str, &str)] = &[("MXN", "1234.50"), ("JPY", "1234"), ("BHD", "-1.250"), ("CLF", "0.0001")];
         for &(code, amount) in cases {
-            let pb = proto::Money {
-                currency: code.to_owned(),
-                amount: amount.to_owned(),
-            };
+            let pb = proto::Money { currency: code.to_owned(), amount: amount.to_owned() };
             let m = Money::from_proto(&pb, "amount").unwrap();
             assert_eq!(m.to_proto(), pb);
         }
         let m = money("5", "USD");
-        assert_eq!(
-            m.to_proto(),
-            proto::Money {
-                currency: "USD".to_owned(),
-                amount: "5.00".to_owned()
-            }
-        );
+        assert_eq!(m.to_proto(), proto::Money { currency: "USD".to_owned(), amount: "5.00".to_owned() });
     }
 
     #[test]
@@ -1262,57 +1157,20 @@ mod tests {
             ("amount", "mxn", "1.00", "amount.currency", "ISO 4217"),
             ("amount", "XXX", "1.00", "amount.currency", "ISO 4217"),
             ("amount", "MXN", "", "amount.amount", "is required"),
-            (
-                "amount",
-                "MXN",
-                "1.234",
-                "amount.amount",
-                "MXN amounts take at most 2 decimal places",
-            ),
-            (
-                "amount",
-                "JPY",
-                "1.5",
-                "amount.amount",
-                "JPY amounts are whole numbers",
-            ),
+            ("amount", "MXN", "1.234", "amount.amount", "MXN amounts take at most 2 decimal places"),
+            ("amount", "JPY", "1.5", "amount.amount", "JPY amounts are whole numbers"),
             ("amount", "MXN", "1e3", "amount.amount", "exponent"),
-            (
-                "amount",
-                "MXN",
-                "1,000.00",
-                "amount.amount",
-                "plain decimal",
-            ),
-            (
-                "amount",
-                "MXN",
-                "12345678901234567890",
-                "amount.amount",
-                "too long",
-            ),
-            (
-                "lines[2].unit_price",
-                "USD",
-                "abc",
-                "lines[2].unit_price.amount",
-                "plain decimal",
-            ),
+            ("amount", "MXN", "1,000.00", "amount.amount", "plain decimal"),
+            ("amount", "MXN", "12345678901234567890", "amount.amount", "too long"),
+            ("lines[2].unit_price", "USD", "abc", "lines[2].unit_price.amount", "plain decimal"),
             ("", "USD", "abc", "amount", "plain decimal"),
             ("", "", "", "currency", "is required"),
         ];
         for &(field, code, amount, expected_field, fragment) in cases {
-            let pb = proto::Money {
-                currency: code.to_owned(),
-                amount: amount.to_owned(),
-            };
+            let pb = proto::Money { currency: code.to_owned(), amount: amount.to_owned() };
             let err = Money::from_proto(&pb, field).unwrap_err();
             assert_eq!(err.field, expected_field, "{code:?} {amount:?}");
-            assert!(
-                err.reason.contains(fragment),
-                "{:?} lacks {fragment:?}",
-                err.reason
-            );
+            assert!(err.reason.contains(fragment), "{:?} lacks {fragment:?}", err.reason);
         }
     }
 
@@ -1330,10 +1188,7 @@ mod tests {
             assert_eq!(serde_json::from_str::<Money>(json).unwrap(), m);
         }
         assert_eq!(serde_json::to_string(&Currency::MXN).unwrap(), r#""MXN""#);
-        assert_eq!(
-            serde_json::from_str::<Currency>(r#""JPY""#).unwrap(),
-            cur("JPY")
-        );
+        assert_eq!(serde_json::from_str::<Currency>(r#""JPY""#).unwrap(), cur("JPY"));
     }
 
     #[test]
@@ -1367,13 +1222,7 @@ mod tests {
             (TooLong, "invalid_amount"),
             (TooManyDecimals { max: 2 }, "invalid_amount"),
             (UnknownCurrency("ABC".to_owned()), "unknown_currency"),
-            (
-                CurrencyMismatch {
-                    left: Currency::USD,
-                    right: Currency::EUR,
-                },
-                "currency_mismatch",
-            ),
+            (CurrencyMismatch { left: Currency::USD, right: Currency::EUR }, "currency_mismatch"),
             (Overflow, "amount_out_of_range"),
             (InvalidSplit, "invalid_split"),
         ];
@@ -1397,27 +1246,15 @@ mod tests {
                 "the amount is too long: at most 18 digits before the decimal point and 40 \
                  characters in all",
             ),
-            (
-                TooManyDecimals { max: 2 },
-                "the amount has too many decimal places: at most 2 are allowed",
-            ),
-            (
-                TooManyDecimals { max: 1 },
-                "the amount has too many decimal places: at most 1 is allowed",
-            ),
-            (
-                TooManyDecimals { max: 0 },
-                "the amount must be a whole number: this currency has no decimal places",
-            ),
+            (TooManyDecimals { max: 2 }, "the amount has too many decimal places: at most 2 are allowed"),
+            (TooManyDecimals { max: 1 }, "the amount has too many decimal places: at most 1 is allowed"),
+            (TooManyDecimals { max: 0 }, "the amount must be a whole number: this currency has no decimal places"),
             (
                 UnknownCurrency("mxn".to_owned()),
                 "\"mxn\" is not a supported ISO 4217 currency code (three upper-case letters, \
                  such as MXN or USD)",
             ),
-            (
-                InvalidSplit,
-                "an amount can only be split into 1 to 10000 parts",
-            ),
+            (InvalidSplit, "an amount can only be split into 1 to 10000 parts"),
         ];
         for (err, message) in cases {
             assert_eq!(err.to_string(), *message);
@@ -1484,17 +1321,7 @@ mod tests {
             "usd",
         ];
         let prefixes = ["", "-", "+", "0", " ", ".", "9"];
-        let suffixes = [
-            "",
-            "0",
-            ".",
-            ".00",
-            ".5",
-            "e2",
-            " ",
-            "\u{660}",
-            "9999999999",
-        ];
+        let suffixes = ["", "0", ".", ".00", ".5", "e2", " ", "\u{660}", "9999999999"];
         let mut inputs: Vec<String> = Vec::new();
         for body in bodies {
             for prefix in prefixes {
@@ -1533,10 +1360,7 @@ mod tests {
             if let Err(err) = Money::parse("1.00", input) {
                 assert!(err.to_string().len() < 150, "{input:?}");
             }
-            let pb = proto::Money {
-                currency: input.clone(),
-                amount: input.clone(),
-            };
+            let pb = proto::Money { currency: input.clone(), amount: input.clone() };
             if let Err(err) = Money::from_proto(&pb, "amount") {
                 assert!(err.reason.len() < 300, "{input:?}");
             }
@@ -1564,17 +1388,7 @@ mod tests {
             }
         }
         let big = money("-999999999999999999.99", "USD");
-        for parts in [
-            0,
-            1,
-            2,
-            3,
-            7,
-            999,
-            MAX_SPLIT_PARTS,
-            MAX_SPLIT_PARTS + 1,
-            u32::MAX,
-        ] {
+        for parts in [0, 1, 2, 3, 7, 999, MAX_SPLIT_PARTS, MAX_SPLIT_PARTS + 1, u32::MAX] {
             if let Ok(split) = big.allocate(parts) {
                 assert_eq!(split.len(), usize::try_from(parts).unwrap());
             }

@@ -55,7 +55,10 @@ impl Validate for TelemetryConfig {
             return Err(ConfigError::invalid(&format!("{prefix}.log_format"), "must be json, pretty or auto"));
         }
         if !self.metrics_listen.is_empty() && self.metrics_listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::invalid(&format!("{prefix}.metrics_listen"), "must be host:port, or empty to disable"));
+            return Err(ConfigError::invalid(
+                &format!("{prefix}.metrics_listen"),
+                "must be host:port, or empty to disable",
+            ));
         }
         Ok(())
     }
@@ -100,15 +103,9 @@ pub fn init(service_name: &str, config: &TelemetryConfig) -> TelemetryGuard {
         Ok(provider) => (provider, None),
         Err(err) => (None, Some(err)),
     };
-    let otel_layer = provider
-        .as_ref()
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("cobro")).boxed());
+    let otel_layer = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("cobro")).boxed());
 
-    let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(fmt_layer)
-        .with(otel_layer)
-        .try_init();
+    let installed = tracing_subscriber::registry().with(filter).with(fmt_layer).with(otel_layer).try_init();
     if installed.is_err() {
         // A subscriber is already installed (tests, or a second init): keep it.
         tracing::debug!("telemetry already initialised");
@@ -127,17 +124,9 @@ fn otlp_provider(service_name: &str) -> Result<Option<SdkTracerProvider>, String
     if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
         return Err(format!("endpoint must start with http:// or https://, got `{endpoint}`"));
     }
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_tonic()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_tonic().build().map_err(|e| e.to_string())?;
     let resource = opentelemetry_sdk::Resource::builder().with_service_name(service_name.to_owned()).build();
-    Ok(Some(
-        SdkTracerProvider::builder()
-            .with_batch_exporter(exporter)
-            .with_resource(resource)
-            .build(),
-    ))
+    Ok(Some(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build()))
 }
 
 /// The W3C `traceparent` of the current span, if it is being traced.
@@ -186,8 +175,8 @@ mod tests {
     #[test]
     fn remote_parent_round_trips_through_traceparent() {
         let provider = SdkTracerProvider::builder().build();
-        let subscriber = tracing_subscriber::registry()
-            .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+        let subscriber =
+            tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
         tracing::subscriber::with_default(subscriber, || {
             let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
             let span = tracing::info_span!("child");

@@ -257,9 +257,15 @@ pub struct JwksCache {
     source: Arc<dyn JwksSource>,
     // Readers clone the Arc and drop the guard at once; the lock is never held across an await.
     keys: RwLock<Arc<JwkSet>>,
-    // Serializes refreshes and remembers when the last one started.
-    last_fetch: tokio::sync::Mutex<Option<Instant>>,
+    // Serializes refreshes and remembers how the last one went.
+    fetch_state: tokio::sync::Mutex<FetchState>,
     min_refresh_interval: Duration,
+}
+
+#[derive(Debug, Default)]
+struct FetchState {
+    started: Option<Instant>,
+    failed: bool,
 }
 
 impl fmt::Debug for JwksCache {
@@ -277,7 +283,7 @@ impl JwksCache {
         Self {
             source,
             keys: RwLock::new(Arc::new(JwkSet::new())),
-            last_fetch: tokio::sync::Mutex::new(None),
+            fetch_state: tokio::sync::Mutex::new(FetchState::default()),
             min_refresh_interval: DEFAULT_MIN_REFRESH_INTERVAL,
         }
     }
@@ -293,11 +299,23 @@ impl JwksCache {
         Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
     }
 
-    fn store(&self, set: JwkSet) {
+    /// Fetch and store; the caller holds the fetch lock.
+    async fn fetch_locked(&self, state: &mut FetchState) -> Result<Arc<JwkSet>, AuthError> {
+        state.started = Some(Instant::now());
+        let set = match self.source.fetch().await {
+            Ok(set) => set,
+            Err(err) => {
+                state.failed = true;
+                return Err(err);
+            }
+        };
+        state.failed = false;
         if set.is_empty() {
             tracing::warn!("JWKS source returned no usable keys; every token will be rejected");
         }
-        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(set);
+        let set = Arc::new(set);
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::clone(&set);
+        Ok(set)
     }
 
     /// The key for `kid`, refreshing once if it is unknown and the last refresh is old enough.
@@ -305,29 +323,28 @@ impl JwksCache {
         if let Some(key) = self.current().get(kid) {
             return Ok(*key);
         }
-        let mut last_fetch = self.last_fetch.lock().await;
+        let mut state = self.fetch_state.lock().await;
         // Someone may have refreshed while we waited for the lock.
         if let Some(key) = self.current().get(kid) {
             return Ok(*key);
         }
-        if last_fetch.is_some_and(|at| at.elapsed() < self.min_refresh_interval) {
-            return Err(AuthError::UnknownKey);
+        if state.started.is_some_and(|at| at.elapsed() < self.min_refresh_interval) {
+            // While identity is unreachable, say so (retryable) rather than condemn a token that
+            // may be signed with a key we have not seen yet.
+            return Err(if state.failed {
+                AuthError::KeysUnavailable("last JWKS fetch failed".to_owned())
+            } else {
+                AuthError::UnknownKey
+            });
         }
-        *last_fetch = Some(Instant::now());
-        let set = self.source.fetch().await?;
-        let key = set.get(kid).copied();
-        self.store(set);
-        drop(last_fetch);
-        key.ok_or(AuthError::UnknownKey)
+        let set = self.fetch_locked(&mut state).await?;
+        set.get(kid).copied().ok_or(AuthError::UnknownKey)
     }
 
     /// Fetch the key set now, whatever the interval. On failure the old keys stay.
     pub async fn refresh(&self) -> Result<(), AuthError> {
-        let mut last_fetch = self.last_fetch.lock().await;
-        *last_fetch = Some(Instant::now());
-        let set = self.source.fetch().await?;
-        self.store(set);
-        Ok(())
+        let mut state = self.fetch_state.lock().await;
+        self.fetch_locked(&mut state).await.map(drop)
     }
 
     /// Refresh every `period` forever (failures are logged and retried next period). Spawn it,
@@ -497,5 +514,16 @@ mod tests {
         assert!(matches!(cache.refresh().await, Err(AuthError::KeysUnavailable(_))));
         assert!(matches!(cache.key("k2").await, Err(AuthError::KeysUnavailable(_))));
         assert_eq!(cache.key("k1").await.unwrap(), key.verifying_key());
+
+        // Within the interval after a failure, misses stay "unavailable" without new fetches.
+        let cold = JwksCache::new(source.clone());
+        let before = source.fetches();
+        assert!(matches!(cold.key("k1").await, Err(AuthError::KeysUnavailable(_))));
+        assert!(matches!(cold.key("k1").await, Err(AuthError::KeysUnavailable(_))));
+        assert_eq!(source.fetches(), before + 1);
+        source.fail.store(false, Ordering::SeqCst);
+        cold.refresh().await.unwrap();
+        assert_eq!(cold.key("k1").await.unwrap(), key.verifying_key());
+        assert!(matches!(cold.key("forged").await, Err(AuthError::UnknownKey)));
     }
 }

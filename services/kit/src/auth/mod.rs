@@ -302,7 +302,8 @@ mod tests {
     const GET_JWKS: &str = "/cobro.identity.v1.IdentityService/GetJwks";
 
     /// Echoes who it thinks is calling.
-    fn echo() -> impl tower::Service<
+    fn echo()
+    -> impl tower::Service<
         http::Request<String>,
         Response = http::Response<String>,
         Error = Infallible,
@@ -438,8 +439,9 @@ mod tests {
         let issuer = TestIssuer::new();
         let tenant = Uuid::now_v7();
         let token = issuer.token(tenant, PrincipalKind::Customer, &["portal.invoices.read"]);
-        let res = call(&layer(&issuer), "/cobro.invoicing.v1.InvoicingService/GetInvoice", Some(&format!("bearer {token}")))
-            .await;
+        let res =
+            call(&layer(&issuer), "/cobro.invoicing.v1.InvoicingService/GetInvoice", Some(&format!("bearer {token}")))
+                .await;
         assert_eq!(grpc_status(&res), None);
         let body = res.body();
         assert!(body.starts_with(&format!("{tenant}|customer|")), "{body}");
@@ -459,7 +461,9 @@ mod tests {
             assert_eq!(res.body(), "anonymous");
         }
         // Only exact public methods, not their neighbours or prefixes.
-        for path in ["/cobro.identity.v1.IdentityService/GetJwksX", "/cobro.identity.v1.IdentityService/", "/grpc.healthz/x"] {
+        for path in
+            ["/cobro.identity.v1.IdentityService/GetJwksX", "/cobro.identity.v1.IdentityService/", "/grpc.healthz/x"]
+        {
             assert_eq!(grpc_status(&call(&layer(&issuer), path, None).await), Some("16"), "{path}");
         }
     }

@@ -47,7 +47,11 @@ impl From<sqlx::Error> for HandlerError {
 /// What a service does with an event. `conn` is inside the transaction that also records the
 /// event in the inbox: write through it and both commit together.
 pub trait EventHandler: Send + Sync + 'static {
-    fn handle(&self, conn: &mut PgConnection, event: &Envelope) -> impl Future<Output = Result<(), HandlerError>> + Send;
+    fn handle(
+        &self,
+        conn: &mut PgConnection,
+        event: &Envelope,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
 #[derive(Debug, Clone)]
@@ -161,8 +165,12 @@ impl<H: EventHandler> Consumer<H> {
     async fn process(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
         let Some(envelope) = decode(message) else {
             self.stats.undecodable.fetch_add(1, Ordering::Relaxed);
-            tracing::error!(topic = message.topic(), partition = message.partition(), offset = message.offset(),
-                "skipping a message that is not a Cobro event envelope");
+            tracing::error!(
+                topic = message.topic(),
+                partition = message.partition(),
+                offset = message.offset(),
+                "skipping a message that is not a Cobro event envelope"
+            );
             return true;
         };
         let Ok(event_id) = Uuid::parse_str(&envelope.id) else {
@@ -205,7 +213,12 @@ impl<H: EventHandler> Consumer<H> {
         }
     }
 
-    async fn apply(&self, message: &BorrowedMessage<'_>, envelope: &Envelope, event_id: Uuid) -> Result<Applied, sqlx::Error> {
+    async fn apply(
+        &self,
+        message: &BorrowedMessage<'_>,
+        envelope: &Envelope,
+        event_id: Uuid,
+    ) -> Result<Applied, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO inbox (consumer, event_id, event_type, topic, kafka_partition, kafka_offset) \
@@ -269,11 +282,7 @@ fn decode(message: &BorrowedMessage<'_>) -> Option<Envelope> {
 
 fn header<'a>(message: &'a BorrowedMessage<'_>, name: &str) -> Option<&'a str> {
     let headers = message.headers()?;
-    headers
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
+    headers.iter().find(|h| h.key == name).and_then(|h| h.value).and_then(|v| std::str::from_utf8(v).ok())
 }
 
 fn truncate(s: &str, max: usize) -> &str {

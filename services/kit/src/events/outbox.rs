@@ -19,7 +19,12 @@ pub struct NewEvent {
 }
 
 impl NewEvent {
-    pub fn new(event_type: impl Into<String>, tenant_id: Uuid, aggregate_id: impl Into<String>, payload: &impl Message) -> Self {
+    pub fn new(
+        event_type: impl Into<String>,
+        tenant_id: Uuid,
+        aggregate_id: impl Into<String>,
+        payload: &impl Message,
+    ) -> Self {
         Self {
             event_type: event_type.into(),
             tenant_id,

@@ -206,12 +206,9 @@ impl Relay {
     }
 
     async fn purge(&self, conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
-        let cutoff = chrono::Utc::now()
-            - chrono::Duration::from_std(self.config.retention).unwrap_or(chrono::Duration::days(1));
-        let done = sqlx::query("DELETE FROM outbox WHERE published_at < $1")
-            .bind(cutoff)
-            .execute(&mut *conn)
-            .await?;
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(self.config.retention).unwrap_or(chrono::Duration::days(1));
+        let done = sqlx::query("DELETE FROM outbox WHERE published_at < $1").bind(cutoff).execute(&mut *conn).await?;
         Ok(done.rows_affected())
     }
 

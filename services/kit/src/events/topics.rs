@@ -19,9 +19,8 @@ pub async fn ensure_topics(kafka: &KafkaConfig, topics: &[String]) -> Result<(),
     if topics.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", kafka.bootstrap_servers())
-        .create()?;
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", kafka.bootstrap_servers()).create()?;
     let new_topics: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| NewTopic::new(t, kafka.partitions, TopicReplication::Fixed(kafka.replication_factor)))

@@ -28,12 +28,15 @@ fn metrics() -> &'static Metrics {
         let outbox_published = Counter::default();
         registry.register("outbox_published", "Outbox events acknowledged by the broker", outbox_published.clone());
         let events_consumed = Family::<Labels, Counter>::default();
-        registry.register("events_consumed", "Events taken from Kafka, by consumer and outcome", events_consumed.clone());
+        registry.register(
+            "events_consumed",
+            "Events taken from Kafka, by consumer and outcome",
+            events_consumed.clone(),
+        );
         let grpc_requests = Family::<Labels, Counter>::default();
         registry.register("grpc_requests", "gRPC requests, by method and status code", grpc_requests.clone());
-        let grpc_duration = Family::<Labels, Histogram>::new_with_constructor(|| {
-            Histogram::new(exponential_buckets(0.000_5, 2.0, 16))
-        });
+        let grpc_duration =
+            Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_5, 2.0, 16)));
         registry.register("grpc_request_duration_seconds", "gRPC request latency, by method", grpc_duration.clone());
         Metrics { registry, outbox_published, events_consumed, grpc_requests, grpc_duration }
     })
@@ -52,12 +55,8 @@ pub fn event_consumed(consumer: &str, outcome: &'static str) {
 
 pub fn grpc_request(method: &str, code: &str, elapsed: Duration) {
     let m = metrics();
-    m.grpc_requests
-        .get_or_create(&vec![("method", method.to_owned()), ("code", code.to_owned())])
-        .inc();
-    m.grpc_duration
-        .get_or_create(&vec![("method", method.to_owned())])
-        .observe(elapsed.as_secs_f64());
+    m.grpc_requests.get_or_create(&vec![("method", method.to_owned()), ("code", code.to_owned())]).inc();
+    m.grpc_duration.get_or_create(&vec![("method", method.to_owned())]).observe(elapsed.as_secs_f64());
 }
 
 /// The current metrics in Prometheus text format.
@@ -82,9 +81,7 @@ pub async fn serve_on(listener: tokio::net::TcpListener, shutdown: CancellationT
             ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], render())
         }),
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
+    axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
 #[cfg(test)]
