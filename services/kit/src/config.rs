@@ -131,21 +131,31 @@ impl Settings {
     /// sections deserialize from their defaults, so a service with sensible defaults needs no
     /// file at all.
     pub fn section<T: DeserializeOwned + Validate>(&self, key: &str) -> Result<T, ConfigError> {
-        let value: T = match self.tree.get::<T>(key) {
-            Ok(value) => value,
-            Err(config::ConfigError::NotFound(_)) => {
-                // No such table: deserialize from an empty table so defaults apply and a
-                // missing required key is reported by its own name.
-                let empty = config::Config::builder()
-                    .set_default(key, config::Map::<String, config::Value>::new())
-                    .and_then(|b| b.build())
-                    .map_err(from_config_error)?;
-                empty.get::<T>(key).map_err(|e| prefix_missing(from_config_error(e), key))?
-            }
-            Err(e) => return Err(prefix_missing(from_config_error(e), key)),
+        let tree = match self.tree.get::<config::Value>(key) {
+            Ok(tree) => tree,
+            // No such table: an empty one, so defaults apply and a missing required key is
+            // reported by its own name.
+            Err(config::ConfigError::NotFound(_)) => config::Value::new(None, config::Map::<String, config::Value>::new()),
+            Err(e) => return Err(from_config_error(e)),
         };
+        let value: T = serde_path_to_error::deserialize(tree).map_err(|e| path_error(key, &e))?;
         value.validate(key)?;
         Ok(value)
+    }
+}
+
+/// Turn a deserialization error into one naming the full dotted key.
+fn path_error(section: &str, err: &serde_path_to_error::Error<config::ConfigError>) -> ConfigError {
+    let path = err.path().to_string();
+    let mut key = if path.is_empty() || path == "." { section.to_owned() } else { format!("{section}.{path}") };
+    let inner = err.inner();
+    match inner {
+        config::ConfigError::NotFound(field) => {
+            key.push('.');
+            key.push_str(field);
+            ConfigError::missing(&key)
+        }
+        other => ConfigError::invalid(&key, strip_key_suffix(&other.to_string())),
     }
 }
 
@@ -177,17 +187,6 @@ fn strip_key_suffix(message: &str) -> String {
     match message.find(" for key `") {
         Some(at) => message.get(..at).unwrap_or(message).to_owned(),
         None => message.to_owned(),
-    }
-}
-
-/// A missing field inside a section is reported by serde with its bare name; give it the
-/// section's prefix so the message names the full key.
-fn prefix_missing(err: ConfigError, section: &str) -> ConfigError {
-    match &err.key {
-        Some(key) if !key.starts_with(section) && err.message.starts_with("missing") => {
-            ConfigError::missing(&format!("{section}.{key}"))
-        }
-        _ => err,
     }
 }
 
