@@ -135,7 +135,9 @@ impl Settings {
             Ok(tree) => tree,
             // No such table: an empty one, so defaults apply and a missing required key is
             // reported by its own name.
-            Err(config::ConfigError::NotFound(_)) => config::Value::new(None, config::Map::<String, config::Value>::new()),
+            Err(config::ConfigError::NotFound(_)) => {
+                config::Value::new(None, config::Map::<String, config::Value>::new())
+            }
             Err(e) => return Err(from_config_error(e)),
         };
         let value: T = serde_path_to_error::deserialize(tree).map_err(|e| path_error(key, &e))?;

@@ -1,0 +1,107 @@
+//! The kit's gRPC server over real TCP: health, token checks, machine error codes, shutdown.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cobro_kit::auth::{PrincipalKind, TestIssuer, principal};
+use cobro_kit::config::GrpcConfig;
+use cobro_kit::grpc::GrpcServer;
+use cobro_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use cobro_proto::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
+use cobro_proto::identity::v1::{GetJwksRequest, GetJwksResponse};
+use tokio_util::sync::CancellationToken;
+use tonic::{Code, Request, Response, Status};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use uuid::Uuid;
+
+/// Answers with the caller's tenant as the only key id, so the test sees what the handler saw;
+/// refuses callers without `keys:read`.
+struct Echo;
+
+#[tonic::async_trait]
+impl IdentityService for Echo {
+    async fn get_jwks(&self, request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
+        let who = principal(&request)?;
+        who.require("keys:read")?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let key = cobro_proto::identity::v1::Jwk { kid: who.tenant_id().to_string(), ..Default::default() };
+        Ok(Response::new(GetJwksResponse { keys: vec![key] }))
+    }
+}
+
+async fn start(issuer: &TestIssuer) -> (String, CancellationToken, tokio::task::JoinHandle<()>) {
+    let server = GrpcServer::new(
+        GrpcConfig { shutdown_grace: "5s".into(), ..GrpcConfig::default() },
+        Arc::new(issuer.verifier()),
+    )
+    .add_service(IdentityServiceServer::new(Echo));
+    let shutdown = CancellationToken::new();
+    let (addr, serving) = server.bind("127.0.0.1:0".parse().unwrap(), shutdown.clone()).await.unwrap();
+    let handle = tokio::spawn(async move { serving.await.unwrap() });
+    (format!("http://{addr}"), shutdown, handle)
+}
+
+fn with_token<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+    request
+}
+
+#[tokio::test]
+async fn health_answers_without_a_token() {
+    let issuer = TestIssuer::new();
+    let (url, shutdown, handle) = start(&issuer).await;
+    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel);
+    for service in ["", "cobro.identity.v1.IdentityService"] {
+        let status = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status;
+        assert_eq!(status, ServingStatus::Serving as i32, "{service}");
+    }
+    shutdown.cancel();
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn calls_need_a_valid_token_and_the_permission() {
+    let issuer = TestIssuer::new();
+    let (url, shutdown, handle) = start(&issuer).await;
+    let mut client = IdentityServiceClient::connect(url).await.unwrap();
+
+    let missing = client.get_jwks(GetJwksRequest {}).await.unwrap_err();
+    assert_eq!(missing.code(), Code::Unauthenticated);
+    assert_eq!(cobro_kit::error::error_code(&missing), Some("unauthenticated"));
+
+    let forged = TestIssuer::new().token(Uuid::now_v7(), PrincipalKind::User, &["keys:read"]);
+    let err = client.get_jwks(with_token(GetJwksRequest {}, &forged)).await.unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "a token from another key must not pass");
+
+    let tenant = Uuid::now_v7();
+    let weak = issuer.token(tenant, PrincipalKind::User, &["invoices:read"]);
+    let err = client.get_jwks(with_token(GetJwksRequest {}, &weak)).await.unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(cobro_kit::error::error_code(&err), Some("permission_denied"));
+
+    let good = issuer.token(tenant, PrincipalKind::User, &["keys:read"]);
+    let keys = client.get_jwks(with_token(GetJwksRequest {}, &good)).await.unwrap().into_inner().keys;
+    assert_eq!(keys[0].kid, tenant.to_string(), "the handler sees the token's tenant");
+
+    shutdown.cancel();
+    handle.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_in_flight_requests_finish() {
+    let issuer = TestIssuer::new();
+    let (url, shutdown, handle) = start(&issuer).await;
+    let mut client = IdentityServiceClient::connect(url).await.unwrap();
+    let token = issuer.token(Uuid::now_v7(), PrincipalKind::User, &["keys:read"]);
+    let in_flight = tokio::spawn(async move { client.get_jwks(with_token(GetJwksRequest {}, &token)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    shutdown.cancel();
+    let answered = in_flight.await.unwrap();
+    assert!(answered.is_ok(), "a request in flight at shutdown was cut off: {answered:?}");
+    tokio::time::timeout(Duration::from_secs(10), handle).await.expect("server did not stop").unwrap();
+}
