@@ -62,9 +62,13 @@ async fn outbox(url: &str, kafka: &KafkaConfig, events: u64, writers: u64, per_t
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await?;
     let result = outbox_in(url, &schema, kafka, events, writers, per_tx).await;
     let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await;
-    result
+    admin.close().await;
+    // The result line comes last, after any clean-up output.
+    println!("{}", result?);
+    Ok(())
 }
 
+/// Returns the result line.
 async fn outbox_in(
     url: &str,
     schema: &str,
@@ -72,7 +76,7 @@ async fn outbox_in(
     events: u64,
     writers: u64,
     per_tx: u64,
-) -> Result<(), Failure> {
+) -> Result<String, Failure> {
     let pool = cobro_kit::db::connect_url(url, schema, 16).await?;
     cobro_kit::db::migrate(&pool, schema, &sqlx::migrate::Migrator::with_migrations(Vec::new())).await?;
     sqlx::query("CREATE TABLE bench_applied (event_id TEXT PRIMARY KEY)").execute(&pool).await?;
@@ -119,8 +123,7 @@ async fn outbox_in(
         written.as_secs_f64(),
         stats.duplicates()
     );
-    println!("bench outbox: events={events} seconds={seconds:.3} events_per_s={:.0}", rate(events, seconds));
-    Ok(())
+    Ok(format!("bench outbox: events={events} seconds={seconds:.3} events_per_s={:.0}", rate(events, seconds)))
 }
 
 #[allow(clippy::cast_precision_loss, clippy::float_arithmetic)]

@@ -223,6 +223,14 @@ pub struct KafkaConfig {
     /// Replication factor for topics created at start (1 for development).
     #[serde(default = "default_replication")]
     pub replication_factor: i32,
+    /// Publish with Kafka's idempotent producer (no broker-side duplicates on retry). On by
+    /// default; see docs/events.md for the development broker's exception.
+    #[serde(default = "default_true")]
+    pub idempotent_producer: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_brokers() -> Vec<String> {
@@ -237,7 +245,12 @@ fn default_replication() -> i32 {
 
 impl Default for KafkaConfig {
     fn default() -> Self {
-        Self { brokers: default_brokers(), partitions: default_partitions(), replication_factor: default_replication() }
+        Self {
+            brokers: default_brokers(),
+            partitions: default_partitions(),
+            replication_factor: default_replication(),
+            idempotent_producer: true,
+        }
     }
 }
 

@@ -54,6 +54,9 @@ pub trait EventHandler: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
+/// Most events applied in one transaction.
+const MAX_BATCH: usize = 200;
+
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
     /// The consumer group; also the inbox's `consumer` column, so one service can run several
@@ -130,12 +133,22 @@ impl<H: EventHandler> Consumer<H> {
                     }
                 }
                 received = self.consumer.recv() => match received {
-                    Ok(message) => {
-                        if !self.process(&message, &shutdown).await {
+                    Ok(first) => {
+                        // Take whatever else is already waiting, to apply it in one transaction.
+                        let mut batch = vec![first];
+                        while batch.len() < MAX_BATCH {
+                            match tokio::time::timeout(Duration::ZERO, self.consumer.recv()).await {
+                                Ok(Ok(message)) => batch.push(message),
+                                _ => break,
+                            }
+                        }
+                        if !self.process_batch(&batch, &shutdown).await {
                             break;
                         }
-                        if let Err(err) = self.consumer.store_offset_from_message(&message) {
-                            tracing::warn!(error = %err, "cannot store consumer offset");
+                        for message in &batch {
+                            if let Err(err) = self.consumer.store_offset_from_message(message) {
+                                tracing::warn!(error = %err, "cannot store consumer offset");
+                            }
                         }
                         dirty = true;
                     }
@@ -158,6 +171,49 @@ impl<H: EventHandler> Consumer<H> {
                 tracing::warn!(error = %err, group = %self.config.group, "offset commit failed");
             }
         }
+    }
+
+    /// Apply a batch in one transaction (one commit instead of one per event); if any event in
+    /// it fails, fall back to one transaction per event so one bad event cannot hold back the
+    /// others. Returns false only when shut down before everything was applied.
+    async fn process_batch(&self, batch: &[BorrowedMessage<'_>], shutdown: &CancellationToken) -> bool {
+        if batch.len() > 1 {
+            match self.apply_batch(batch).await {
+                Ok((handled, duplicates)) => {
+                    self.stats.handled.fetch_add(handled, Ordering::Relaxed);
+                    self.stats.duplicates.fetch_add(duplicates, Ordering::Relaxed);
+                    crate::telemetry::metrics::events_consumed(&self.config.group, "handled", handled);
+                    crate::telemetry::metrics::events_consumed(&self.config.group, "duplicate", duplicates);
+                    return true;
+                }
+                Err(err) => tracing::debug!(error = %err, "batch not applied; applying events one by one"),
+            }
+        }
+        for message in batch {
+            if !self.process(message, shutdown).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// All-or-nothing: any undecodable event, handler error or database error rolls the whole
+    /// batch back. Returns (handled, duplicates).
+    async fn apply_batch(&self, batch: &[BorrowedMessage<'_>]) -> Result<(u64, u64), HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        let (mut handled, mut duplicates) = (0u64, 0u64);
+        for message in batch {
+            let envelope = decode(message).ok_or_else(|| HandlerError::Permanent("undecodable".into()))?;
+            let event_id = Uuid::parse_str(&envelope.id).map_err(|_| HandlerError::Permanent("bad id".into()))?;
+            if !insert_inbox(&mut tx, &self.config.group, message, &envelope, event_id).await? {
+                duplicates += 1;
+                continue;
+            }
+            self.handler.handle(&mut tx, &envelope).await?;
+            handled += 1;
+        }
+        tx.commit().await?;
+        Ok((handled, duplicates))
     }
 
     /// Apply one message. Returns false only when shut down before it was applied (its offset
@@ -220,20 +276,8 @@ impl<H: EventHandler> Consumer<H> {
         event_id: Uuid,
     ) -> Result<Applied, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO inbox (consumer, event_id, event_type, topic, kafka_partition, kafka_offset) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        )
-        .bind(&self.config.group)
-        .bind(event_id)
-        .bind(&envelope.r#type)
-        .bind(message.topic())
-        .bind(message.partition())
-        .bind(message.offset())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 0 {
+        let inserted = insert_inbox(&mut tx, &self.config.group, message, envelope, event_id).await?;
+        if !inserted {
             tx.rollback().await?;
             return Ok(Applied::Duplicate);
         }
@@ -274,6 +318,30 @@ enum Applied {
     Handled,
     Duplicate,
     Rejected,
+}
+
+/// Record the event in the inbox; false when it was there already (a redelivery).
+async fn insert_inbox(
+    conn: &mut PgConnection,
+    consumer: &str,
+    message: &BorrowedMessage<'_>,
+    envelope: &Envelope,
+    event_id: Uuid,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO inbox (consumer, event_id, event_type, topic, kafka_partition, kafka_offset) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(event_id)
+    .bind(&envelope.r#type)
+    .bind(message.topic())
+    .bind(message.partition())
+    .bind(message.offset())
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
 }
 
 fn decode(message: &BorrowedMessage<'_>) -> Option<Envelope> {

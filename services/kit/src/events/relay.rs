@@ -62,7 +62,9 @@ impl Relay {
         let timeout_ms = config.delivery_timeout.as_millis().to_string();
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", kafka.bootstrap_servers())
-            .set("enable.idempotence", "true")
+            .set("enable.idempotence", if kafka.idempotent_producer { "true" } else { "false" })
+            // Without idempotence, one request in flight keeps each partition in order.
+            .set("max.in.flight.requests.per.connection", if kafka.idempotent_producer { "5" } else { "1" })
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("message.timeout.ms", &timeout_ms)

@@ -47,10 +47,17 @@ pub fn outbox_published(n: usize) {
 }
 
 pub fn event_consumed(consumer: &str, outcome: &'static str) {
+    events_consumed(consumer, outcome, 1);
+}
+
+pub fn events_consumed(consumer: &str, outcome: &'static str, n: u64) {
+    if n == 0 {
+        return;
+    }
     metrics()
         .events_consumed
         .get_or_create(&vec![("consumer", consumer.to_owned()), ("outcome", outcome.to_owned())])
-        .inc();
+        .inc_by(n);
 }
 
 pub fn grpc_request(method: &str, code: &str, elapsed: Duration) {
