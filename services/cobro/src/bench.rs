@@ -1,6 +1,5 @@
 //! `cobro bench ...`: measurements on this machine, each ending with one result line.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Subcommand;
@@ -27,19 +26,16 @@ pub enum Scenario {
         /// Events per transaction.
         #[arg(long, default_value_t = 10)]
         per_tx: u64,
-        /// Admin database URL able to create a scratch schema (default: COBRO_BENCH_DATABASE_URL,
-        /// then COBRO_TEST_DATABASE_URL).
-        #[arg(long, env = "COBRO_BENCH_DATABASE_URL")]
-        database_url: Option<String>,
     },
 }
 
 pub async fn run(settings: &Settings, scenario: Scenario) -> Result<(), Failure> {
     match scenario {
-        Scenario::Outbox { events, writers, per_tx, database_url } => {
-            let url = database_url
-                .or_else(|| std::env::var("COBRO_TEST_DATABASE_URL").ok())
-                .ok_or("no database: pass --database-url or set COBRO_BENCH_DATABASE_URL (infra/dev env has it)")?;
+        Scenario::Outbox { events, writers, per_tx } => {
+            // From the environment only: a password on the command line shows in `ps`.
+            let url = std::env::var("COBRO_BENCH_DATABASE_URL")
+                .or_else(|_| std::env::var("COBRO_TEST_DATABASE_URL"))
+                .map_err(|_| "set COBRO_BENCH_DATABASE_URL to a role that may create schemas (COBRO_TEST_DATABASE_URL from the infra/dev env file works too)")?;
             let kafka: KafkaConfig = settings.section("kafka")?;
             outbox(&url, &kafka, events, writers.max(1), per_tx.max(1)).await
         }
@@ -103,12 +99,20 @@ async fn outbox_in(
     }
     let written = started.elapsed();
     let deadline = Instant::now() + Duration::from_secs(600);
+    let mut relayed = None;
     while stats.handled() < events {
         if Instant::now() > deadline {
             stop.cancel();
             return Err(format!("only {} of {events} events arrived within 10 minutes", stats.handled()).into());
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        if relayed.is_none() {
+            let pending: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&pool).await?;
+            if pending == 0 {
+                relayed = Some(started.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seconds = started.elapsed().as_secs_f64();
     stop.cancel();
@@ -119,10 +123,13 @@ async fn outbox_in(
         return Err(format!("{applied} events applied for {events} written").into());
     }
     println!(
-        "writers={writers} per_tx={per_tx} write_seconds={:.3} duplicates={}",
+        "writers={writers} per_tx={per_tx} written_s={:.3} relayed_s={:.3} duplicates={}",
         written.as_secs_f64(),
+        relayed.unwrap_or_else(|| started.elapsed()).as_secs_f64(),
         stats.duplicates()
     );
+    let baseline = produce_baseline(kafka, events).await?;
+    println!("baseline: plain produce of {events} messages of the same size to a fresh topic: {baseline:.0} msg/s");
     Ok(format!("bench outbox: events={events} seconds={seconds:.3} events_per_s={:.0}", rate(events, seconds)))
 }
 
@@ -132,7 +139,7 @@ fn rate(count: u64, seconds: f64) -> f64 {
 }
 
 async fn write(pool: PgPool, topic: String, tenant: Uuid, writer: u64, count: u64, per_tx: u64) -> Result<(), Failure> {
-    let payload = Arc::new(vec![0u8; 200]);
+    let payload = vec![0u8; 200];
     let mut n = 0;
     while n < count {
         let mut tx = pool.begin().await?;
@@ -141,7 +148,7 @@ async fn write(pool: PgPool, topic: String, tenant: Uuid, writer: u64, count: u6
                 event_type: "bench.happened".into(),
                 tenant_id: tenant,
                 aggregate_id: format!("w{writer}-{}", n % 64),
-                payload: payload.as_ref().clone(),
+                payload: payload.clone(),
             };
             enqueue(&mut tx, &topic, event).await?;
             n += 1;
@@ -149,4 +156,36 @@ async fn write(pool: PgPool, topic: String, tenant: Uuid, writer: u64, count: u6
         tx.commit().await?;
     }
     Ok(())
+}
+
+/// The broker's own pace in the same run: plain produce-and-ack of as many messages of the
+/// same size, with the relay's producer settings, no database involved.
+async fn produce_baseline(kafka: &KafkaConfig, count: u64) -> Result<f64, Failure> {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let topic = format!("bench.baseline.{}", Uuid::now_v7().simple());
+    cobro_kit::events::ensure_topics(kafka, std::slice::from_ref(&topic)).await?;
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap_servers())
+        .set("enable.idempotence", if kafka.idempotent_producer { "true" } else { "false" })
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .create()?;
+    let payload = vec![0u8; 300];
+    let started = Instant::now();
+    let mut sent = 0u64;
+    while sent < count {
+        let chunk = (count - sent).min(1000);
+        let mut deliveries = Vec::with_capacity(usize::try_from(chunk).unwrap_or(1000));
+        for i in 0..chunk {
+            let key = format!("k{}", (sent + i) % 64);
+            let record = FutureRecord::to(&topic).key(&key).payload(&payload);
+            deliveries.push(producer.send_result(record).map_err(|(e, _)| e)?);
+        }
+        for delivery in futures_util::future::join_all(deliveries).await {
+            delivery.map_err(|_| "delivery canceled")?.map_err(|(e, _)| e)?;
+        }
+        sent += chunk;
+    }
+    Ok(rate(count, started.elapsed().as_secs_f64()))
 }

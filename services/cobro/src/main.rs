@@ -93,7 +93,7 @@ fn main() -> ExitCode {
         Err(err) => return fail(&err),
     };
     runtime.block_on(async move {
-        let _telemetry = cobro_kit::telemetry::init("cobro", &telemetry);
+        let _telemetry = cobro_kit::telemetry::init(&process_name(&cli.command), &telemetry);
         let outcome = match cli.command {
             Command::Serve { services } => serve(&settings, &telemetry, &resolve(&services)).await,
             Command::Migrate { services } => {
@@ -113,6 +113,14 @@ fn main() -> ExitCode {
             Err(err) => fail(err.as_ref()),
         }
     })
+}
+
+/// The service name traces carry: `cobro-payments` for `cobro serve payments`.
+fn process_name(command: &Command) -> String {
+    match command {
+        Command::Serve { services } if services.len() == 1 => format!("cobro-{}", services.join("")),
+        _ => "cobro".to_owned(),
+    }
 }
 
 fn fail(err: &dyn std::fmt::Display) -> ExitCode {
@@ -146,12 +154,14 @@ fn service_future(name: &str, settings: Settings, shutdown: CancellationToken) -
 async fn serve(settings: &Settings, telemetry: &TelemetryConfig, names: &[&'static str]) -> Result<(), Failure> {
     let shutdown = cobro_kit::shutdown::on_signals();
     let mut tasks = tokio::task::JoinSet::new();
-    if let Ok(addr) = telemetry.metrics_listen.parse() {
+    if let Some(addr) = telemetry.metrics_addr() {
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
-            cobro_kit::telemetry::metrics::serve(addr, shutdown)
-                .await
-                .map_err(|e| Failure::from(format!("metrics endpoint {addr}: {e}")))
+            // Metrics are for operators; a taken port must not stop payments.
+            if let Err(err) = cobro_kit::telemetry::metrics::serve(addr, shutdown).await {
+                tracing::warn!(%addr, error = %err, "metrics endpoint unavailable");
+            }
+            Ok(())
         });
     }
     for name in names {

@@ -121,9 +121,16 @@ fn toml_file(path: &Path, required: bool) -> config::File<config::FileSourceFile
 }
 
 /// The merged configuration tree; services read typed sections out of it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings {
     tree: config::Config,
+}
+
+impl std::fmt::Debug for Settings {
+    // The tree holds database URLs with passwords: never print it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Settings { .. }")
+    }
 }
 
 impl Settings {
@@ -157,7 +164,11 @@ fn path_error(section: &str, err: &serde_path_to_error::Error<config::ConfigErro
             key.push_str(field);
             ConfigError::missing(&key)
         }
-        other => ConfigError::invalid(&key, strip_key_suffix(&other.to_string())),
+        // Never echo the value: it may be a password or a URL holding one.
+        config::ConfigError::Type { expected, .. } => {
+            ConfigError::invalid(&key, format!("wrong type, expected {expected}"))
+        }
+        other => ConfigError::invalid(&key, without_value(&strip_key_suffix(&other.to_string()))),
     }
 }
 
@@ -181,6 +192,15 @@ fn from_config_error(err: config::ConfigError) -> ConfigError {
             }
         }
         other => ConfigError { key: None, message: other.to_string() },
+    }
+}
+
+/// serde's "invalid value: string \"…\", expected X" quotes the value; keep only what was
+/// expected.
+fn without_value(message: &str) -> String {
+    match message.find(", expected ") {
+        Some(at) if message.starts_with("invalid") => format!("wrong value{}", message.get(at..).unwrap_or_default()),
+        _ => message.to_owned(),
     }
 }
 
@@ -406,6 +426,14 @@ mod tests {
         let settings = layers(&[]).load().unwrap();
         let err = settings.section::<ServiceConfig>("payments").unwrap_err();
         assert_eq!(err.key.as_deref(), Some("payments.database_url"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_does_not_echo_the_value() {
+        let settings = layers(&[("payments", "postgres://u:hunter2@db/cobro")]).load().unwrap();
+        let err = settings.section::<ServiceConfig>("payments").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(!format!("{settings:?}").contains("hunter2"));
     }
 
     #[test]

@@ -129,7 +129,7 @@ impl GrpcServer {
         tracing::info!(addr = ?local, services = ?self.service_names, "gRPC server listening");
         let server = tonic::transport::Server::builder()
             .timeout(timeout)
-            .layer(RequestTelemetryLayer)
+            .layer(RequestTelemetryLayer::new(&self.service_names))
             .layer(GlobalConcurrencyLimitLayer::new(self.config.concurrency_limit))
             .layer(AuthLayer::new(self.verifier, public))
             .add_routes(routes)
@@ -148,19 +148,32 @@ impl GrpcServer {
 }
 
 /// A span per request, parented on the caller's `traceparent`, and request metrics.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestTelemetryLayer;
+#[derive(Debug, Clone)]
+pub struct RequestTelemetryLayer {
+    /// `/<package.Service>/` of every service served: only their methods get a metrics label
+    /// of their own, so made-up paths cannot grow the metrics without bound.
+    known: Arc<Vec<String>>,
+}
+
+impl RequestTelemetryLayer {
+    pub fn new(service_names: &[&str]) -> Self {
+        let mut known: Vec<String> = service_names.iter().map(|name| format!("/{name}/")).collect();
+        known.push("/grpc.health.v1.Health/".to_owned());
+        Self { known: Arc::new(known) }
+    }
+}
 
 impl<S> Layer<S> for RequestTelemetryLayer {
     type Service = RequestTelemetry<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RequestTelemetry { inner }
+        RequestTelemetry { inner, known: Arc::clone(&self.known) }
     }
 }
 
 #[derive(Debug, Clone)]
 pub struct RequestTelemetry<S> {
     inner: S,
+    known: Arc<Vec<String>>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -181,7 +194,12 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        let path = request.uri().path();
+        let method = if self.known.iter().any(|prefix| path.starts_with(prefix.as_str())) {
+            path.to_owned()
+        } else {
+            "unknown".to_owned()
+        };
         let span = tracing::info_span!("grpc", otel.kind = "server", rpc.method = %method);
         if let Some(tp) = request.headers().get("traceparent").and_then(|v| v.to_str().ok()) {
             crate::telemetry::set_remote_parent(&span, tp);

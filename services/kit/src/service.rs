@@ -134,9 +134,11 @@ pub async fn prepare(
     let pool = crate::db::connect(&config, name).await.map_err(|source| ServiceError::Db { service: name, source })?;
     crate::db::migrate(&pool, name, migrator).await.map_err(|source| ServiceError::Db { service: name, source })?;
     let topic = topic_for(name);
-    ensure_topics(&kafka, std::slice::from_ref(&topic))
-        .await
-        .map_err(|source| ServiceError::Kafka { service: name, source })?;
+    // The outbox holds events while the broker is away, so a broker outage must not keep a
+    // service from starting; the topic is created by `cobro migrate` and infra as well.
+    if let Err(err) = ensure_topics(&kafka, std::slice::from_ref(&topic)).await {
+        tracing::warn!(service = name, %topic, error = %err, "cannot create the topic now; the relay will retry publishing");
+    }
 
     let channel = crate::grpc::connect_lazy(&auth.identity_url, Duration::from_secs(5))
         .map_err(|source| ServiceError::Identity { service: name, source })?;

@@ -31,7 +31,7 @@ pub struct TelemetryConfig {
     /// `json`, `pretty`, or `auto` (pretty on a terminal, JSON otherwise).
     #[serde(default = "default_format")]
     pub log_format: String,
-    /// Where `/metrics` is served; empty disables it.
+    /// Where `/metrics` is served; `off` (or empty) disables it.
     #[serde(default = "default_metrics_listen")]
     pub metrics_listen: String,
 }
@@ -49,16 +49,20 @@ impl Default for TelemetryConfig {
     }
 }
 
+impl TelemetryConfig {
+    /// Where to serve `/metrics`, or `None` when turned off.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_listen.parse().ok()
+    }
+}
+
 impl Validate for TelemetryConfig {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         if !matches!(self.log_format.as_str(), "json" | "pretty" | "auto") {
             return Err(ConfigError::invalid(&format!("{prefix}.log_format"), "must be json, pretty or auto"));
         }
-        if !self.metrics_listen.is_empty() && self.metrics_listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(ConfigError::invalid(
-                &format!("{prefix}.metrics_listen"),
-                "must be host:port, or empty to disable",
-            ));
+        if self.metrics_addr().is_none() && !matches!(self.metrics_listen.as_str(), "" | "off") {
+            return Err(ConfigError::invalid(&format!("{prefix}.metrics_listen"), "must be host:port, or off"));
         }
         Ok(())
     }

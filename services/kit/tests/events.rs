@@ -69,7 +69,10 @@ async fn write_events(pool: &PgPool, topic: &str, first: i64, count: i64, per_tx
 }
 
 fn start_relay(pool: &PgPool, kafka: &KafkaConfig, batch_size: i64) -> (CancellationToken, JoinHandle<()>) {
-    let config = RelayConfig { batch_size, delivery_timeout: Duration::from_secs(60), ..RelayConfig::default() };
+    start_relay_with(pool, kafka, RelayConfig { batch_size, ..RelayConfig::default() })
+}
+
+fn start_relay_with(pool: &PgPool, kafka: &KafkaConfig, config: RelayConfig) -> (CancellationToken, JoinHandle<()>) {
     let relay = Relay::new(pool.clone(), kafka, config).unwrap();
     let stop = CancellationToken::new();
     let handle = tokio::spawn(relay.run(stop.clone()));
@@ -161,7 +164,10 @@ async fn broker_down_for_ten_seconds_while_writes_go_on() {
     let group = format!("g-{}", Uuid::now_v7());
     let (consumer_stop, consumer, _stats) =
         start_consumer(&db.pool, &kafka, &group, &topic, Duration::from_millis(200));
-    let (relay_stop, relay) = start_relay(&db.pool, &kafka, 100);
+    // Deliveries give up after 2 s, well inside the outage, so the relay really sees sends
+    // fail and must leave those rows pending.
+    let config = RelayConfig { batch_size: 100, delivery_timeout: Duration::from_secs(2), ..RelayConfig::default() };
+    let (relay_stop, relay) = start_relay_with(&db.pool, &kafka, config);
 
     write_events(&db.pool, &topic, 0, EVENTS / 2, 10).await;
     let some =

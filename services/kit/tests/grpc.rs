@@ -21,11 +21,15 @@ use uuid::Uuid;
 /// refuses callers without `keys:read`.
 struct Echo;
 
+/// Signalled when a call reaches the handler.
+static CALL_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
 #[tonic::async_trait]
 impl IdentityService for Echo {
     async fn get_jwks(&self, request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
         let who = principal(&request)?;
         who.require("keys:read")?;
+        CALL_STARTED.notify_one();
         tokio::time::sleep(Duration::from_millis(300)).await;
         let key = cobro_proto::identity::v1::Jwk { kid: who.tenant_id().to_string(), ..Default::default() };
         Ok(Response::new(GetJwksResponse { keys: vec![key] }))
@@ -99,7 +103,7 @@ async fn shutdown_lets_in_flight_requests_finish() {
     let mut client = IdentityServiceClient::connect(url).await.unwrap();
     let token = issuer.token(Uuid::now_v7(), PrincipalKind::User, &["keys:read"]);
     let in_flight = tokio::spawn(async move { client.get_jwks(with_token(GetJwksRequest {}, &token)).await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    CALL_STARTED.notified().await;
     shutdown.cancel();
     let answered = in_flight.await.unwrap();
     assert!(answered.is_ok(), "a request in flight at shutdown was cut off: {answered:?}");

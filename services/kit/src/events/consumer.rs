@@ -39,8 +39,15 @@ pub enum HandlerError {
 }
 
 impl From<sqlx::Error> for HandlerError {
+    /// Data and constraint errors (SQLSTATE classes 22, 23) and SQL mistakes (42) will fail the
+    /// same way every time: retrying would stall the partition forever.
     fn from(err: sqlx::Error) -> Self {
-        HandlerError::Transient(err.to_string())
+        let class =
+            err.as_database_error().and_then(|db| db.code()).map(|code| code.chars().take(2).collect::<String>());
+        match class.as_deref() {
+            Some("22" | "23" | "42") => HandlerError::Permanent(err.to_string()),
+            _ => HandlerError::Transient(err.to_string()),
+        }
     }
 }
 
@@ -159,9 +166,8 @@ impl<H: EventHandler> Consumer<H> {
                 },
             }
         }
-        if dirty {
-            self.commit(CommitMode::Sync);
-        }
+        // Always, not only when dirty: an async commit that failed earlier is retried here.
+        self.commit(CommitMode::Sync);
     }
 
     fn commit(&self, mode: CommitMode) {
@@ -209,10 +215,11 @@ impl<H: EventHandler> Consumer<H> {
                 duplicates += 1;
                 continue;
             }
-            self.handler.handle(&mut tx, &envelope).await?;
+            let span = event_span(&self.config.group, message, &envelope, event_id);
+            self.handler.handle(&mut tx, &envelope).instrument(span).await?;
             handled += 1;
         }
-        tx.commit().await?;
+        commit_checked(tx).await?;
         Ok((handled, duplicates))
     }
 
@@ -234,10 +241,7 @@ impl<H: EventHandler> Consumer<H> {
             tracing::error!(topic = message.topic(), offset = message.offset(), "skipping an event without a valid id");
             return true;
         };
-        let span = tracing::info_span!("consume", otel.kind = "consumer", event.id = %event_id,
-            event.r#type = %envelope.r#type, consumer = %self.config.group);
-        let traceparent = header(message, headers::TRACEPARENT).unwrap_or(envelope.traceparent.as_str()).to_owned();
-        crate::telemetry::set_remote_parent(&span, &traceparent);
+        let span = event_span(&self.config.group, message, &envelope, event_id);
 
         let mut backoff = Backoff::default();
         loop {
@@ -274,7 +278,7 @@ impl<H: EventHandler> Consumer<H> {
         message: &BorrowedMessage<'_>,
         envelope: &Envelope,
         event_id: Uuid,
-    ) -> Result<Applied, sqlx::Error> {
+    ) -> Result<Applied, HandlerError> {
         let mut tx = self.pool.begin().await?;
         let inserted = insert_inbox(&mut tx, &self.config.group, message, envelope, event_id).await?;
         if !inserted {
@@ -283,7 +287,7 @@ impl<H: EventHandler> Consumer<H> {
         }
         match self.handler.handle(&mut tx, envelope).await {
             Ok(()) => {
-                tx.commit().await?;
+                commit_checked(tx).await?;
                 Ok(Applied::Handled)
             }
             Err(HandlerError::Permanent(reason)) => {
@@ -306,9 +310,9 @@ impl<H: EventHandler> Consumer<H> {
                 tx.commit().await?;
                 Ok(Applied::Rejected)
             }
-            Err(HandlerError::Transient(reason)) => {
+            Err(transient @ HandlerError::Transient(_)) => {
                 tx.rollback().await?;
-                Err(sqlx::Error::Protocol(format!("handler: {}", truncate(&reason, 500))))
+                Err(transient)
             }
         }
     }
@@ -318,6 +322,27 @@ enum Applied {
     Handled,
     Duplicate,
     Rejected,
+}
+
+/// Commit, refusing to count a transaction that Postgres silently rolled back: a handler that
+/// swallowed a database error leaves the transaction aborted, and COMMIT then answers ROLLBACK
+/// without an error. A statement in an aborted transaction does fail, so ask one first.
+async fn commit_checked(mut tx: sqlx::Transaction<'_, sqlx::Postgres>) -> Result<(), HandlerError> {
+    if let Err(err) = sqlx::query("SELECT 1").execute(&mut *tx).await {
+        let _ = tx.rollback().await;
+        return Err(HandlerError::Transient(format!("the handler left its transaction aborted: {err}")));
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// A span per event, child of the trace that produced it.
+fn event_span(group: &str, message: &BorrowedMessage<'_>, envelope: &Envelope, event_id: Uuid) -> tracing::Span {
+    let span = tracing::info_span!("consume", otel.kind = "consumer", event.id = %event_id,
+        event.r#type = %envelope.r#type, consumer = %group);
+    let traceparent = header(message, headers::TRACEPARENT).unwrap_or(envelope.traceparent.as_str());
+    crate::telemetry::set_remote_parent(&span, traceparent);
+    span
 }
 
 /// Record the event in the inbox; false when it was there already (a redelivery).

@@ -54,26 +54,25 @@ pub enum RelayError {
 pub struct Relay {
     pool: PgPool,
     producer: FutureProducer,
+    kafka: KafkaConfig,
     config: RelayConfig,
 }
 
+/// Longest a relay round may take before the leader connection is presumed dead.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Inbox rows older than this are purged: far beyond any broker retention, so a redelivery
+/// can never come after its inbox row is gone.
+const INBOX_RETENTION_DAYS: i32 = 30;
+
 impl Relay {
     pub fn new(pool: PgPool, kafka: &KafkaConfig, config: RelayConfig) -> Result<Self, KafkaError> {
-        let timeout_ms = config.delivery_timeout.as_millis().to_string();
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", kafka.bootstrap_servers())
-            .set("enable.idempotence", if kafka.idempotent_producer { "true" } else { "false" })
-            // Without idempotence, one request in flight keeps each partition in order.
-            .set("max.in.flight.requests.per.connection", if kafka.idempotent_producer { "5" } else { "1" })
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", &timeout_ms)
-            .create()?;
-        Ok(Self { pool, producer, config })
+        let producer = producer(kafka, &config)?;
+        Ok(Self { pool, producer, kafka: kafka.clone(), config })
     }
 
     /// Relay until `shutdown`; errors are logged and retried with backoff, never fatal.
-    pub async fn run(self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut backoff = Backoff::default();
         while !shutdown.is_cancelled() {
             let mut leader = match self.become_leader(&shutdown).await {
@@ -90,8 +89,9 @@ impl Relay {
                 if shutdown.is_cancelled() {
                     return;
                 }
-                match self.relay_batch(&mut leader).await {
-                    Ok(n) => {
+                let round = tokio::time::timeout(ROUND_TIMEOUT, self.relay_batch(&mut leader)).await;
+                match round {
+                    Ok(Ok(n)) => {
                         backoff.reset();
                         if i64::try_from(n).unwrap_or(0) < self.config.batch_size {
                             tokio::select! {
@@ -100,15 +100,20 @@ impl Relay {
                             }
                         }
                     }
-                    Err(RelayError::Database(err)) => {
+                    Ok(Err(RelayError::Database(err))) => {
                         // The leader connection may be gone (and the lock with it): start over.
                         tracing::warn!(error = %err, "outbox relay lost its database connection");
                         backoff.wait(&shutdown).await;
                         break;
                     }
-                    Err(RelayError::Kafka(err)) => {
+                    Ok(Err(RelayError::Kafka(err))) => {
                         tracing::warn!(error = %err, "outbox relay cannot publish; rows stay pending");
+                        self.rebuild_producer();
                         backoff.wait(&shutdown).await;
+                    }
+                    Err(_elapsed) => {
+                        tracing::warn!(timeout = ?ROUND_TIMEOUT, "outbox relay round timed out; reconnecting");
+                        break;
                     }
                 }
                 if last_purge.elapsed() > Duration::from_secs(60) {
@@ -121,22 +126,27 @@ impl Relay {
         }
     }
 
-    /// Take the relay lock for this schema on a connection of our own; wait while another
-    /// replica holds it. `None` when shut down while waiting.
+    /// Start the next round with a new producer. After deliveries time out, an idempotent
+    /// producer must bump its epoch before it may send again, and a broker that cannot (or a
+    /// fatal error) would leave it refusing every send; a new producer starts clean, and the
+    /// rows it re-sends are absorbed by the consumers' inboxes.
+    fn rebuild_producer(&mut self) {
+        if let Some((code, reason)) = rdkafka::producer::Producer::client(&self.producer).fatal_error() {
+            tracing::error!(?code, %reason, "outbox producer failed fatally");
+        }
+        match producer(&self.kafka, &self.config) {
+            Ok(fresh) => self.producer = fresh,
+            Err(err) => tracing::error!(error = %err, "cannot create a new outbox producer; keeping the old one"),
+        }
+    }
+
+    /// Take the relay lock for this schema, waiting while another replica holds it. `None` when
+    /// shut down while waiting.
     async fn become_leader(&self, shutdown: &CancellationToken) -> Result<Option<PgConnection>, sqlx::Error> {
         loop {
-            let mut conn = self.pool.acquire().await?;
-            let locked: bool = sqlx::query_scalar(
-                "SELECT pg_try_advisory_lock(hashtextextended('cobro.outbox.relay.' || current_schema(), 0))",
-            )
-            .fetch_one(&mut *conn)
-            .await?;
-            if locked {
-                // The lock lives with the session: take this connection out of the pool so no
-                // other task inherits it; dropping it closes it and releases the lock.
-                return Ok(Some(conn.detach()));
+            if let Some(conn) = self.try_lead().await? {
+                return Ok(Some(conn));
             }
-            drop(conn);
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(None),
                 _ = tokio::time::sleep(Duration::from_secs(1)) => {}
@@ -144,11 +154,29 @@ impl Relay {
         }
     }
 
+    /// Take the relay lock on a connection of our own, or `None` if another relay holds it.
+    /// The lock lives with the session, so the connection is taken out of the pool (no other
+    /// task inherits it) and dropping it releases the lock.
+    pub async fn try_lead(&self) -> Result<Option<PgConnection>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        // If this process vanishes without closing the socket, the server notices within
+        // about a minute and frees the lock for another replica (instead of the OS's 2 hours).
+        sqlx::query("SET tcp_keepalives_idle = 30").execute(&mut *conn).await?;
+        sqlx::query("SET tcp_keepalives_interval = 10").execute(&mut *conn).await?;
+        sqlx::query("SET tcp_keepalives_count = 3").execute(&mut *conn).await?;
+        let locked: bool = sqlx::query_scalar(
+            "SELECT pg_try_advisory_lock(hashtextextended('cobro.outbox.relay.' || current_schema(), 0))",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(locked.then(|| conn.detach()))
+    }
+
     /// Publish one batch of pending rows; returns how many were published.
     pub async fn relay_batch(&self, conn: &mut PgConnection) -> Result<usize, RelayError> {
         let rows = sqlx::query(
-            "SELECT seq, event_id, topic, message_key, event_type, envelope, traceparent \
-             FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT $1",
+            "SELECT seq, topic, message_key, envelope, traceparent \
+             FROM outbox WHERE published_at IS NULL AND failed_at IS NULL ORDER BY seq LIMIT $1",
         )
         .bind(self.config.batch_size)
         .fetch_all(&mut *conn)
@@ -158,26 +186,28 @@ impl Relay {
         }
 
         let mut pending = Vec::with_capacity(rows.len());
+        let mut refused = Vec::new();
         for row in &rows {
             let seq: i64 = row.try_get("seq")?;
-            let event_id: uuid::Uuid = row.try_get("event_id")?;
             let topic: &str = row.try_get("topic")?;
             let key: &str = row.try_get("message_key")?;
-            let event_type: &str = row.try_get("event_type")?;
             let envelope: &[u8] = row.try_get("envelope")?;
             let traceparent: &str = row.try_get("traceparent")?;
-            let event_id = event_id.to_string();
-            let mut record_headers = OwnedHeaders::new()
-                .insert(Header { key: headers::EVENT_ID, value: Some(event_id.as_str()) })
-                .insert(Header { key: headers::EVENT_TYPE, value: Some(event_type) });
+            let mut record = FutureRecord::to(topic).key(key).payload(envelope);
+            // The envelope carries id and type; the trace context also rides as a header so
+            // tracing-aware tooling can follow it without decoding.
             if !traceparent.is_empty() {
-                record_headers = record_headers.insert(Header { key: headers::TRACEPARENT, value: Some(traceparent) });
+                record = record.headers(
+                    OwnedHeaders::new().insert(Header { key: headers::TRACEPARENT, value: Some(traceparent) }),
+                );
             }
-            let record = FutureRecord::to(topic).key(key).payload(envelope).headers(record_headers);
-            // Enqueue without awaiting so the whole batch is in flight at once; the idempotent
-            // producer keeps the order within each partition.
-            let delivery = self.producer.send_result(record).map_err(|(err, _)| err)?;
-            pending.push((seq, delivery));
+            // Enqueue without awaiting so the whole batch is in flight at once; the producer
+            // keeps the order within each partition.
+            match self.producer.send_result(record) {
+                Ok(delivery) => pending.push((seq, delivery)),
+                Err((err, _)) if is_permanent(&err) => refused.push((seq, err.to_string())),
+                Err((err, _)) => return Err(err.into()),
+            }
         }
 
         let mut published = Vec::with_capacity(pending.len());
@@ -186,6 +216,7 @@ impl Relay {
         for (seq, outcome) in seqs.into_iter().zip(join_all(deliveries).await) {
             match outcome {
                 Ok(Ok(_)) => published.push(seq),
+                Ok(Err((err, _))) if is_permanent(&err) => refused.push((seq, err.to_string())),
                 Ok(Err((err, _))) => {
                     first_error.get_or_insert(err);
                 }
@@ -201,30 +232,60 @@ impl Relay {
                 .await?;
             crate::telemetry::metrics::outbox_published(published.len());
         }
+        for (seq, error) in &refused {
+            tracing::error!(seq, %error, "the broker refuses an outbox event for good; parked with its error");
+            sqlx::query("UPDATE outbox SET failed_at = now(), last_error = $2 WHERE seq = $1")
+                .bind(seq)
+                .bind(error)
+                .execute(&mut *conn)
+                .await?;
+            crate::telemetry::metrics::outbox_failed(1);
+        }
         match first_error {
             Some(err) => Err(RelayError::Kafka(err)),
             None => Ok(published.len()),
         }
     }
 
-    async fn purge(&self, conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    async fn purge(&self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         let cutoff =
             chrono::Utc::now() - chrono::Duration::from_std(self.config.retention).unwrap_or(chrono::Duration::days(1));
-        let done = sqlx::query("DELETE FROM outbox WHERE published_at < $1").bind(cutoff).execute(&mut *conn).await?;
-        Ok(done.rows_affected())
+        sqlx::query("DELETE FROM outbox WHERE published_at < $1").bind(cutoff).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM inbox WHERE processed_at < now() - make_interval(days => $1)")
+            .bind(INBOX_RETENTION_DAYS)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
+}
 
-    /// Take the relay lock on a fresh connection, for tests and one-shot tools that drive
-    /// [`Relay::relay_batch`] themselves. `None` if another relay holds it.
-    pub async fn try_lead(&self) -> Result<Option<PgConnection>, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        let locked: bool = sqlx::query_scalar(
-            "SELECT pg_try_advisory_lock(hashtextextended('cobro.outbox.relay.' || current_schema(), 0))",
+fn producer(kafka: &KafkaConfig, config: &RelayConfig) -> Result<FutureProducer, KafkaError> {
+    let timeout_ms = config.delivery_timeout.as_millis().to_string();
+    ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap_servers())
+        .set("enable.idempotence", if kafka.idempotent_producer { "true" } else { "false" })
+        // Without idempotence, one request in flight keeps each partition in order.
+        .set("max.in.flight.requests.per.connection", if kafka.idempotent_producer { "5" } else { "1" })
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", &timeout_ms)
+        .create()
+}
+
+/// Errors that will not go away by retrying the same message.
+fn is_permanent(err: &KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        err.rdkafka_error_code(),
+        Some(
+            Code::MessageSizeTooLarge
+                | Code::InvalidMessage
+                | Code::InvalidMessageSize
+                | Code::InvalidRecord
+                | Code::TopicAuthorizationFailed
+                | Code::UnknownTopic
         )
-        .fetch_one(&mut *conn)
-        .await?;
-        Ok(locked.then(|| conn.detach()))
-    }
+    )
 }
 
 /// Exponential backoff from 100 ms to 5 s.

@@ -16,6 +16,7 @@ type Labels = Vec<(&'static str, String)>;
 struct Metrics {
     registry: Registry,
     outbox_published: Counter,
+    outbox_failed: Counter,
     events_consumed: Family<Labels, Counter>,
     grpc_requests: Family<Labels, Counter>,
     grpc_duration: Family<Labels, Histogram>,
@@ -27,6 +28,8 @@ fn metrics() -> &'static Metrics {
         let mut registry = Registry::with_prefix("cobro");
         let outbox_published = Counter::default();
         registry.register("outbox_published", "Outbox events acknowledged by the broker", outbox_published.clone());
+        let outbox_failed = Counter::default();
+        registry.register("outbox_failed", "Outbox events the broker refused for good (parked)", outbox_failed.clone());
         let events_consumed = Family::<Labels, Counter>::default();
         registry.register(
             "events_consumed",
@@ -38,12 +41,16 @@ fn metrics() -> &'static Metrics {
         let grpc_duration =
             Family::<Labels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.000_5, 2.0, 16)));
         registry.register("grpc_request_duration_seconds", "gRPC request latency, by method", grpc_duration.clone());
-        Metrics { registry, outbox_published, events_consumed, grpc_requests, grpc_duration }
+        Metrics { registry, outbox_published, outbox_failed, events_consumed, grpc_requests, grpc_duration }
     })
 }
 
 pub fn outbox_published(n: usize) {
     metrics().outbox_published.inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+}
+
+pub fn outbox_failed(n: usize) {
+    metrics().outbox_failed.inc_by(u64::try_from(n).unwrap_or(u64::MAX));
 }
 
 pub fn event_consumed(consumer: &str, outcome: &'static str) {
