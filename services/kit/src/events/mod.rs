@@ -18,10 +18,8 @@ pub use outbox::{NewEvent, enqueue};
 pub use relay::{Relay, RelayConfig};
 pub use topics::{ensure_topics, topic_for};
 
-/// Kafka headers set on every published event (the envelope carries the same values; headers
-/// let tooling filter without decoding).
+/// Kafka headers on published events. Only the trace context rides as a header (so tracing
+/// tooling can follow it without decoding); id and type are in the envelope.
 pub mod headers {
-    pub const EVENT_ID: &str = "cobro-event-id";
-    pub const EVENT_TYPE: &str = "cobro-event-type";
     pub const TRACEPARENT: &str = "traceparent";
 }
