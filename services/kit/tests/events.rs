@@ -19,18 +19,22 @@ use uuid::Uuid;
 const EVENTS: i64 = 1_000;
 
 /// Applies an event by counting it in `applied`: a second application of one event would show
-/// as `times = 2`.
+/// as `times = 2`. It also keeps the order of first applications, with the event's number (its
+/// payload), to check each aggregate's events apply in the order they were written.
 struct CountingHandler;
 
 impl EventHandler for CountingHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
         let id = Uuid::parse_str(&event.id).map_err(|e| HandlerError::Permanent(e.to_string()))?;
+        let n = <[u8; 8]>::try_from(event.payload.as_slice()).map_or(-1, i64::from_be_bytes);
         sqlx::query(
-            "INSERT INTO applied (event_id, event_type) VALUES ($1, $2) \
+            "INSERT INTO applied (event_id, event_type, aggregate, n) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (event_id) DO UPDATE SET times = applied.times + 1",
         )
         .bind(id)
         .bind(&event.r#type)
+        .bind(&event.aggregate_id)
+        .bind(n)
         .execute(conn)
         .await?;
         Ok(())
@@ -40,7 +44,8 @@ impl EventHandler for CountingHandler {
 async fn setup() -> TestDb {
     let db = TestDb::new(&no_migrations()).await;
     sqlx::query(
-        "CREATE TABLE applied (event_id UUID PRIMARY KEY, event_type TEXT NOT NULL, times INT NOT NULL DEFAULT 1)",
+        "CREATE TABLE applied (seq BIGINT GENERATED ALWAYS AS IDENTITY, event_id UUID PRIMARY KEY, \
+         event_type TEXT NOT NULL, aggregate TEXT NOT NULL, n BIGINT NOT NULL, times INT NOT NULL DEFAULT 1)",
     )
     .execute(&db.pool)
     .await
@@ -112,6 +117,17 @@ async fn assert_exactly_once(pool: &PgPool, expected: i64) {
     assert_eq!(count(pool, "SELECT count(*) FROM inbox").await, expected);
 }
 
+/// Each aggregate's events were first applied in the order they were written.
+async fn assert_in_order_per_aggregate(pool: &PgPool) {
+    let out_of_order = count(
+        pool,
+        "SELECT count(*) FROM (SELECT n, lag(n) OVER (PARTITION BY aggregate ORDER BY seq) AS prev FROM applied) x \
+         WHERE prev > n",
+    )
+    .await;
+    assert_eq!(out_of_order, 0, "events of one aggregate were applied out of order");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn relay_stopped_half_way_and_restarted_loses_and_repeats_nothing() {
     let db = setup().await;
@@ -148,6 +164,7 @@ async fn relay_stopped_half_way_and_restarted_loses_and_repeats_nothing() {
     assert_exactly_once(&db.pool, EVENTS).await;
     let redelivered = eventually(Duration::from_secs(30), || async { stats.duplicates() >= 100 }).await;
     assert!(redelivered, "the republished events never reached the consumer (duplicates = {})", stats.duplicates());
+    assert_in_order_per_aggregate(&db.pool).await;
 
     relay_stop.cancel();
     consumer_stop.cancel();
@@ -228,6 +245,7 @@ async fn consumer_crash_after_handler_commit_before_offset_commit() {
         "redelivered events should be recognised by the inbox: {} duplicates for {applied_before_crash} applied before the crash",
         second_stats.duplicates()
     );
+    assert_in_order_per_aggregate(&db.pool).await;
 
     relay_stop.cancel();
     second_stop.cancel();
