@@ -308,6 +308,14 @@ pub struct GrpcConfig {
     /// Grace period for in-flight requests at shutdown.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace: String,
+    /// At shutdown, how long health reports NOT_SERVING while still accepting requests, so
+    /// load balancers stop routing here before the listener closes.
+    #[serde(default = "default_drain_delay")]
+    pub drain_delay: String,
+}
+
+fn default_drain_delay() -> String {
+    "0s".to_owned()
 }
 
 fn default_timeout() -> String {
@@ -330,6 +338,7 @@ impl Default for GrpcConfig {
             concurrency_limit: default_concurrency(),
             max_message_bytes: default_max_message(),
             shutdown_grace: default_shutdown_grace(),
+            drain_delay: default_drain_delay(),
         }
     }
 }
@@ -338,6 +347,7 @@ impl Validate for GrpcConfig {
     fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         parse_duration(&format!("{prefix}.request_timeout"), &self.request_timeout)?;
         parse_duration(&format!("{prefix}.shutdown_grace"), &self.shutdown_grace)?;
+        parse_duration(&format!("{prefix}.drain_delay"), &self.drain_delay)?;
         if self.concurrency_limit == 0 {
             return Err(ConfigError::invalid(&format!("{prefix}.concurrency_limit"), "must be at least 1"));
         }

@@ -96,6 +96,7 @@ impl GrpcServer {
     pub async fn serve_on(self, listener: TcpListener, shutdown: CancellationToken) -> Result<(), GrpcError> {
         let timeout = parse_duration("grpc.request_timeout", &self.config.request_timeout)?;
         let grace = parse_duration("grpc.shutdown_grace", &self.config.shutdown_grace)?;
+        let drain_delay = parse_duration("grpc.drain_delay", &self.config.drain_delay)?;
         let local = listener.local_addr().ok();
 
         let (health, health_service) = tonic_health::server::health_reporter();
@@ -123,6 +124,7 @@ impl GrpcServer {
                     health.set_service_status(*name, ServingStatus::NotServing).await;
                 }
                 health.set_service_status("", ServingStatus::NotServing).await;
+                tokio::time::sleep(drain_delay).await;
             }
         };
 
@@ -137,7 +139,7 @@ impl GrpcServer {
         tokio::pin!(server);
         tokio::select! {
             result = &mut server => result?,
-            _ = shutdown.cancelled() => match tokio::time::timeout(grace, &mut server).await {
+            _ = shutdown.cancelled() => match tokio::time::timeout(drain_delay + grace, &mut server).await {
                 Ok(result) => result?,
                 Err(_) => tracing::warn!(grace = ?grace, "shutdown grace expired; dropping in-flight requests"),
             },

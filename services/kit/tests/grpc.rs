@@ -109,3 +109,31 @@ async fn shutdown_lets_in_flight_requests_finish() {
     assert!(answered.is_ok(), "a request in flight at shutdown was cut off: {answered:?}");
     tokio::time::timeout(Duration::from_secs(10), handle).await.expect("server did not stop").unwrap();
 }
+
+#[tokio::test]
+async fn health_turns_not_serving_before_the_listener_closes() {
+    let issuer = TestIssuer::new();
+    let config = GrpcConfig { drain_delay: "2s".into(), ..GrpcConfig::default() };
+    let server = GrpcServer::new(config, Arc::new(issuer.verifier())).add_service(IdentityServiceServer::new(Echo));
+    let shutdown = CancellationToken::new();
+    let (addr, serving) = server.bind("127.0.0.1:0".parse().unwrap(), shutdown.clone()).await.unwrap();
+    let handle = tokio::spawn(async move { serving.await.unwrap() });
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut health = HealthClient::new(channel);
+    let check = HealthCheckRequest { service: "cobro.identity.v1.IdentityService".into() };
+
+    shutdown.cancel();
+    let mut saw_not_serving = false;
+    for _ in 0..20 {
+        match health.check(check.clone()).await {
+            Ok(answer) if answer.get_ref().status == ServingStatus::NotServing as i32 => {
+                saw_not_serving = true;
+                break;
+            }
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(status) => panic!("the server stopped answering before reporting NOT_SERVING: {status}"),
+        }
+    }
+    assert!(saw_not_serving, "health never reported NOT_SERVING during the drain delay");
+    tokio::time::timeout(Duration::from_secs(30), handle).await.expect("server did not stop").unwrap();
+}
