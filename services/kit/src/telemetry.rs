@@ -1,7 +1,7 @@
 //! Logs, traces and metrics, set up once per process.
 //!
 //! - Logs: `tracing` with JSON lines by default, human-readable when `log_format = "pretty"` (or
-//!   `auto` on a terminal); filtered by `RUST_LOG` (default `info`).
+//!   `auto` on a terminal); filtered by `RUST_LOG` (default `info`, Postgres notices at `warn`).
 //! - Traces: exported over OTLP/gRPC when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. A bad endpoint is
 //!   logged and tracing goes on without export: telemetry never stops a service.
 //! - Context: W3C `traceparent` carried in gRPC metadata ([`crate::grpc`]) and Kafka headers
@@ -86,7 +86,7 @@ impl Drop for TelemetryGuard {
 /// Install the global subscriber and propagator. Call once, early in `main`.
 pub fn init(service_name: &str, config: &TelemetryConfig) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let pretty = match config.log_format.as_str() {
         "pretty" => true,
         "json" => false,
