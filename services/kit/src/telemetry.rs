@@ -86,7 +86,8 @@ impl Drop for TelemetryGuard {
 /// Install the global subscriber and propagator. Call once, early in `main`.
 pub fn init(service_name: &str, config: &TelemetryConfig) -> TelemetryGuard {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let pretty = match config.log_format.as_str() {
         "pretty" => true,
         "json" => false,
