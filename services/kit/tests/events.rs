@@ -353,3 +353,71 @@ async fn only_one_relay_leads_per_schema() {
     assert!(eventually(Duration::from_secs(10), || async { b.try_lead().await.unwrap().is_some() }).await);
     db.drop_schema().await;
 }
+
+/// The trace that wrote an event continues in the handler that applies it, across the outbox,
+/// the relay and the broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trace_context_travels_from_writer_to_handler() {
+    use opentelemetry::trace::TracerProvider as _;
+    use tracing::Instrument as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+
+    struct RecordTrace;
+    impl EventHandler for RecordTrace {
+        async fn handle(&self, conn: &mut PgConnection, _event: &Envelope) -> Result<(), HandlerError> {
+            let seen = cobro_kit::telemetry::current_traceparent().unwrap_or_default();
+            sqlx::query("INSERT INTO seen (traceparent) VALUES ($1)").bind(seen).execute(conn).await?;
+            Ok(())
+        }
+    }
+
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder().build();
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+
+    let db = TestDb::new(&no_migrations()).await;
+    sqlx::query("CREATE TABLE seen (traceparent TEXT NOT NULL)").execute(&db.pool).await.unwrap();
+    let kafka = cobro_kit::testing::kafka();
+    let topic = unique_topic(&kafka, "trace").await;
+
+    let span = tracing::info_span!("issue_invoice");
+    let written = async {
+        let writer = cobro_kit::telemetry::current_traceparent().unwrap();
+        let mut tx = db.pool.begin().await.unwrap();
+        let event = NewEvent {
+            event_type: "test.traced".into(),
+            tenant_id: Uuid::now_v7(),
+            aggregate_id: "inv".into(),
+            payload: vec![],
+        };
+        enqueue(&mut tx, &topic, event).await.unwrap();
+        tx.commit().await.unwrap();
+        writer
+    }
+    .instrument(span)
+    .await;
+    let trace_id = written.split('-').nth(1).unwrap().to_owned();
+
+    let (relay_stop, relay) = start_relay(&db.pool, &kafka, 10);
+    let consumer = Consumer::new(
+        db.pool.clone(),
+        &kafka,
+        ConsumerConfig::new(format!("g-{}", Uuid::now_v7()), vec![topic]),
+        RecordTrace,
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(consumer.run(stop.clone()));
+    assert!(
+        eventually(Duration::from_secs(60), || async { count(&db.pool, "SELECT count(*) FROM seen").await == 1 }).await
+    );
+    let seen: String = sqlx::query_scalar("SELECT traceparent FROM seen").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(seen.split('-').nth(1), Some(trace_id.as_str()), "the handler ran outside the writer's trace: {seen}");
+    assert_ne!(seen, written, "the handler should have a span of its own in that trace");
+
+    relay_stop.cancel();
+    stop.cancel();
+    let _ = tokio::join!(relay, handle);
+    db.drop_schema().await;
+}
