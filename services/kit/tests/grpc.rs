@@ -137,3 +137,32 @@ async fn health_turns_not_serving_before_the_listener_closes() {
     assert!(saw_not_serving, "health never reported NOT_SERVING during the drain delay");
     tokio::time::timeout(Duration::from_secs(30), handle).await.expect("server did not stop").unwrap();
 }
+
+/// Operators can explore a running service with grpcurl: reflection lists the services.
+#[tokio::test]
+async fn reflection_lists_the_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let issuer = TestIssuer::new();
+    let (url, shutdown, handle) = start(&issuer).await;
+    let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
+    let mut client = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = client.server_reflection_info(tokio_stream::iter(vec![request])).await.unwrap().into_inner();
+    let answer = answers.message().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("unexpected reflection answer: {answer:?}");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for expected in ["cobro.identity.v1.IdentityService", "grpc.health.v1.Health"] {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    }
+    shutdown.cancel();
+    handle.await.unwrap();
+}
