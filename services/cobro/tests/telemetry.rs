@@ -1,6 +1,6 @@
 //! A served process exports its spans over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and
 //! flushes them when it stops on SIGTERM.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
