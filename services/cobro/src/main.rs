@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use cobro_kit::config::{Layers, Settings};
 use cobro_kit::telemetry::TelemetryConfig;
+use sqlx::migrate::Migrator;
 use tokio_util::sync::CancellationToken;
 
 /// Every service `cobro serve` knows, in start order.
@@ -131,23 +132,47 @@ fn fail(err: &dyn std::fmt::Display) -> ExitCode {
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 type Serving = Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
 
-fn service_future(name: &str, settings: Settings, shutdown: CancellationToken) -> Option<Serving> {
-    macro_rules! boxed {
-        ($krate:ident) => {
-            Box::pin(async move { $krate::serve(&settings, shutdown).await.map_err(Failure::from) })
-        };
-    }
-    let fut: Serving = match name {
-        "identity" => boxed!(cobro_identity),
-        "invoicing" => boxed!(cobro_invoicing),
-        "payments" => boxed!(cobro_payments),
-        "vault" => boxed!(cobro_vault),
-        "notifications" => boxed!(cobro_notifications),
-        "reconciliation" => boxed!(cobro_reconciliation),
-        "gateway" => boxed!(cobro_gateway),
-        _ => return None,
+/// What the binary knows of each service: how to serve it and, for services that keep state,
+/// their migrations. Names and ports come from `cobro_kit::service::SERVICES`.
+struct Entry {
+    name: &'static str,
+    serve: fn(Settings, CancellationToken) -> Serving,
+    migrator: Option<fn() -> Migrator>,
+}
+
+macro_rules! entry {
+    ($name:literal, $krate:ident) => {
+        entry!($name, $krate, None)
     };
-    Some(fut)
+    ($name:literal, $krate:ident, migrations) => {
+        entry!($name, $krate, Some($krate::migrator))
+    };
+    ($name:literal, $krate:ident, $migrator:expr) => {
+        Entry {
+            name: $name,
+            serve: |settings, shutdown| {
+                Box::pin(async move { $krate::serve(&settings, shutdown).await.map_err(Failure::from) })
+            },
+            migrator: $migrator,
+        }
+    };
+}
+
+fn registry() -> [Entry; 7] {
+    [
+        entry!("identity", cobro_identity, migrations),
+        entry!("invoicing", cobro_invoicing, migrations),
+        entry!("payments", cobro_payments, migrations),
+        entry!("vault", cobro_vault, migrations),
+        entry!("notifications", cobro_notifications, migrations),
+        entry!("reconciliation", cobro_reconciliation, migrations),
+        // The gateway keeps no state of its own.
+        entry!("gateway", cobro_gateway),
+    ]
+}
+
+fn lookup(name: &str) -> Option<Entry> {
+    registry().into_iter().find(|entry| entry.name == name)
 }
 
 /// Run the services side by side; the first to fail stops the others.
@@ -165,8 +190,8 @@ async fn serve(settings: &Settings, telemetry: &TelemetryConfig, names: &[&'stat
         });
     }
     for name in names {
-        if let Some(fut) = service_future(name, settings.clone(), shutdown.clone()) {
-            tasks.spawn(fut);
+        if let Some(entry) = lookup(name) {
+            tasks.spawn((entry.serve)(settings.clone(), shutdown.clone()));
         }
     }
     let mut first_error = None;
@@ -183,18 +208,25 @@ async fn serve(settings: &Settings, telemetry: &TelemetryConfig, names: &[&'stat
 
 async fn migrate(settings: &Settings, names: &[&'static str]) -> Result<(), Failure> {
     for name in names {
-        let migrator = match *name {
-            "identity" => cobro_identity::migrator(),
-            "invoicing" => cobro_invoicing::migrator(),
-            "payments" => cobro_payments::migrator(),
-            "vault" => cobro_vault::migrator(),
-            "notifications" => cobro_notifications::migrator(),
-            "reconciliation" => cobro_reconciliation::migrator(),
-            // The gateway keeps no state of its own.
-            _ => continue,
+        let Some(migrator) = lookup(name).and_then(|entry| entry.migrator) else {
+            continue;
         };
+        let migrator = migrator();
         cobro_kit::service::migrate_only(settings, name, &migrator).await?;
         println!("migrated {name}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_service_can_be_served() {
+        for name in known_services() {
+            assert!(lookup(name).is_some(), "`cobro serve {name}` has no entry");
+        }
+        assert_eq!(registry().len(), known_services().count());
+    }
 }

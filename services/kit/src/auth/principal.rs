@@ -61,6 +61,10 @@ pub struct Principal {
     pub service: Option<String>,
 }
 
+fn denied(message: &str) -> Status {
+    status_with_code(Code::PermissionDenied, PERMISSION_DENIED, None, message)
+}
+
 impl Principal {
     /// The principal of verified claims, rejecting combinations identity never issues.
     pub fn from_claims(claims: Claims) -> Result<Self, AuthError> {
@@ -102,16 +106,7 @@ impl Principal {
 
     /// `Ok` when the caller holds `permission`; otherwise PermissionDenied naming it.
     pub fn require(&self, permission: &str) -> Result<(), Status> {
-        if self.has(permission) {
-            Ok(())
-        } else {
-            Err(status_with_code(
-                Code::PermissionDenied,
-                PERMISSION_DENIED,
-                None,
-                &format!("missing permission {permission}"),
-            ))
-        }
+        if self.has(permission) { Ok(()) } else { Err(denied(&format!("missing permission {permission}"))) }
     }
 
     /// `Ok` only for the service principal `name`, for calls a single service may make (only
@@ -120,12 +115,7 @@ impl Principal {
         if self.kind == PrincipalKind::Service && self.service.as_deref() == Some(name) {
             Ok(())
         } else {
-            Err(status_with_code(
-                Code::PermissionDenied,
-                PERMISSION_DENIED,
-                None,
-                &format!("only the {name} service may call this method"),
-            ))
+            Err(denied(&format!("only the {name} service may call this method")))
         }
     }
 }

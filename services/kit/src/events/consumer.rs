@@ -211,7 +211,7 @@ impl<H: EventHandler> Consumer<H> {
         for message in batch {
             let envelope = decode(message).ok_or_else(|| HandlerError::Permanent("undecodable".into()))?;
             let event_id = Uuid::parse_str(&envelope.id).map_err(|_| HandlerError::Permanent("bad id".into()))?;
-            if !insert_inbox(&mut tx, &self.config.group, message, &envelope, event_id).await? {
+            if !insert_inbox(&mut tx, &self.config.group, message, &envelope, event_id, None).await? {
                 duplicates += 1;
                 continue;
             }
@@ -280,7 +280,7 @@ impl<H: EventHandler> Consumer<H> {
         event_id: Uuid,
     ) -> Result<Applied, HandlerError> {
         let mut tx = self.pool.begin().await?;
-        let inserted = insert_inbox(&mut tx, &self.config.group, message, envelope, event_id).await?;
+        let inserted = insert_inbox(&mut tx, &self.config.group, message, envelope, event_id, None).await?;
         if !inserted {
             tx.rollback().await?;
             return Ok(Applied::Duplicate);
@@ -294,19 +294,8 @@ impl<H: EventHandler> Consumer<H> {
                 tx.rollback().await?;
                 tracing::error!(event.id = %event_id, %reason, "event rejected by its handler");
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "INSERT INTO inbox (consumer, event_id, event_type, topic, kafka_partition, kafka_offset, outcome, reason) \
-                     VALUES ($1, $2, $3, $4, $5, $6, 'rejected', $7) ON CONFLICT DO NOTHING",
-                )
-                .bind(&self.config.group)
-                .bind(event_id)
-                .bind(&envelope.r#type)
-                .bind(message.topic())
-                .bind(message.partition())
-                .bind(message.offset())
-                .bind(truncate(&reason, 500))
-                .execute(&mut *tx)
-                .await?;
+                insert_inbox(&mut tx, &self.config.group, message, envelope, event_id, Some(truncate(&reason, 500)))
+                    .await?;
                 tx.commit().await?;
                 Ok(Applied::Rejected)
             }
@@ -345,17 +334,20 @@ fn event_span(group: &str, message: &BorrowedMessage<'_>, envelope: &Envelope, e
     span
 }
 
-/// Record the event in the inbox; false when it was there already (a redelivery).
+/// Record the event in the inbox, as handled or, with a reason, as rejected; false when it was
+/// there already (a redelivery).
 async fn insert_inbox(
     conn: &mut PgConnection,
     consumer: &str,
     message: &BorrowedMessage<'_>,
     envelope: &Envelope,
     event_id: Uuid,
+    rejected_reason: Option<&str>,
 ) -> Result<bool, sqlx::Error> {
+    let outcome = if rejected_reason.is_some() { "rejected" } else { "handled" };
     let inserted = sqlx::query(
-        "INSERT INTO inbox (consumer, event_id, event_type, topic, kafka_partition, kafka_offset) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        "INSERT INTO inbox (consumer, event_id, event_type, topic, kafka_partition, kafka_offset, outcome, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
     )
     .bind(consumer)
     .bind(event_id)
@@ -363,6 +355,8 @@ async fn insert_inbox(
     .bind(message.topic())
     .bind(message.partition())
     .bind(message.offset())
+    .bind(outcome)
+    .bind(rejected_reason)
     .execute(conn)
     .await?
     .rows_affected();
