@@ -27,19 +27,179 @@ pub enum Scenario {
         #[arg(long, default_value_t = 10)]
         per_tx: u64,
     },
+    /// Sign-ins against identity (argon2id, Postgres, Redis): a good password, a wrong one and
+    /// an unknown email, which must cost about the same so timing does not reveal accounts.
+    Login {
+        /// Attempts of each kind.
+        #[arg(long, default_value_t = 100)]
+        attempts: u32,
+    },
+    /// Invoices of 3 lines streamed through the invoicing service's ImportInvoices.
+    Import {
+        #[arg(long, default_value_t = 100_000)]
+        invoices: u32,
+    },
+    /// The aging report over a book of open invoices.
+    Aging {
+        #[arg(long, default_value_t = 1_000_000)]
+        invoices: u32,
+    },
+    /// Vault tokenize and detokenize (envelope encryption, audit, outbox) by concurrent callers,
+    /// against plain single-row INSERTs of the same size as the baseline.
+    Vault {
+        /// Operations of each kind.
+        #[arg(long, default_value_t = 8000)]
+        ops: u32,
+        /// Concurrent callers.
+        #[arg(long, default_value_t = 16)]
+        concurrency: u32,
+    },
+    /// Due email reminders planned for overdue invoices and sent by two dispatchers to a local
+    /// SMTP server that counts what it accepts (duplicates must be 0).
+    Reminders {
+        #[arg(long, default_value_t = 100_000)]
+        invoices: u32,
+    },
+    /// Card payments created and confirmed with saved vault tokens over gRPC (sandbox processor,
+    /// no added latency) by concurrent clients, against pgbench's TPC-B on the same Postgres.
+    Payments {
+        /// Concurrent clients, for the payments and for pgbench.
+        #[arg(long, default_value_t = 32)]
+        clients: u32,
+        /// Seconds measured, for the payments and for pgbench each.
+        #[arg(long, default_value_t = 20)]
+        seconds: u32,
+        /// Cards stored in the vault and charged in turn.
+        #[arg(long, default_value_t = 200)]
+        cards: u32,
+        /// pgbench's scale factor (100,000 accounts each).
+        #[arg(long, default_value_t = 10)]
+        pgbench_scale: u32,
+    },
 }
 
 pub async fn run(settings: &Settings, scenario: Scenario) -> Result<(), Failure> {
     match scenario {
         Scenario::Outbox { events, writers, per_tx } => {
-            // From the environment only: a password on the command line shows in `ps`.
-            let url = std::env::var("COBRO_BENCH_DATABASE_URL")
-                .or_else(|_| std::env::var("COBRO_TEST_DATABASE_URL"))
-                .map_err(|_| "set COBRO_BENCH_DATABASE_URL to a role that may create schemas (COBRO_TEST_DATABASE_URL from the infra/dev env file works too)")?;
+            let url = bench_url()?;
             let kafka: KafkaConfig = settings.section("kafka")?;
             outbox(&url, &kafka, events, writers.max(1), per_tx.max(1)).await
         }
+        Scenario::Import { invoices } => crate::bench_invoicing::import(&bench_url()?, invoices.max(1)).await,
+        Scenario::Aging { invoices } => crate::bench_invoicing::aging(&bench_url()?, invoices.max(1)).await,
+        Scenario::Vault { ops, concurrency } => {
+            let url = bench_url()?;
+            crate::bench_vault::run(&url, ops.max(1), concurrency.max(1)).await
+        }
+        Scenario::Reminders { invoices } => crate::bench_reminders::run(&bench_url()?, invoices.max(1)).await,
+        Scenario::Payments { clients, seconds, cards, pgbench_scale } => {
+            let url = bench_url()?;
+            let options = crate::bench_payments::Options {
+                clients: clients.max(1),
+                seconds: seconds.max(1),
+                cards: cards.max(1),
+                pgbench_scale: pgbench_scale.max(1),
+            };
+            crate::bench_payments::run(&url, options).await
+        }
+        Scenario::Login { attempts } => {
+            let url = bench_url()?;
+            let redis: cobro_kit::cache::RedisConfig = settings.section("redis")?;
+            login(&url, &redis, attempts.max(1)).await
+        }
     }
+}
+
+async fn login(url: &str, redis: &cobro_kit::cache::RedisConfig, attempts: u32) -> Result<(), Failure> {
+    in_bench_schema(url, |schema| async move { login_in(url, &schema, redis, attempts).await }).await
+}
+
+async fn login_in(
+    url: &str,
+    schema: &str,
+    redis: &cobro_kit::cache::RedisConfig,
+    attempts: u32,
+) -> Result<String, Failure> {
+    use cobro_identity::app::TenantBootstrap;
+    let pool = cobro_kit::db::connect_url(url, schema, 8).await?;
+    cobro_kit::db::migrate(&pool, schema, &cobro_identity::migrator()).await?;
+    let conn = cobro_kit::cache::connect_lazy(redis)?;
+    let settings = cobro_identity::config::Settings {
+        ip_failure_limit: u32::MAX,
+        ..cobro_identity::config::Settings::generated()
+    };
+    let prefix = format!("bench:identity:{}", Uuid::now_v7().simple());
+    let app = cobro_identity::build(pool.clone(), settings, conn, &prefix, cobro_kit::service::AuthConfig::default())
+        .await
+        .map_err(|e| e.to_string())?;
+    let password = "bench passphrase that is long enough";
+    app.bootstrap_tenant(
+        None,
+        TenantBootstrap {
+            slug: "bench".into(),
+            name: "Bench".into(),
+            default_locale: "en".into(),
+            default_timezone: "UTC".into(),
+            owner_email: "owner@bench.example.com".into(),
+            owner_name: "Owner".into(),
+            owner_password: password.into(),
+        },
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    // Measure the work, not the lock: the account must not lock during the run.
+    sqlx::query("UPDATE tenants SET lockout_threshold = 2000000000").execute(&pool).await?;
+
+    let mut results = Vec::new();
+    for (label, email, pass) in [
+        ("success", "owner@bench.example.com", password),
+        ("wrong_password", "owner@bench.example.com", "not the right passphrase"),
+        ("unknown_email", "nobody@bench.example.com", password),
+    ] {
+        let mut samples = Vec::with_capacity(attempts as usize);
+        for _ in 0..attempts {
+            let started = Instant::now();
+            let _ = app.login("bench", email, pass, "192.0.2.1").await;
+            samples.push(started.elapsed());
+        }
+        samples.sort();
+        let mean = samples.iter().sum::<Duration>() / attempts;
+        let p95 = samples[(samples.len() * 95 / 100).min(samples.len() - 1)];
+        println!("{label:<15} mean {:>7.2} ms  p95 {:>7.2} ms", ms(mean), ms(p95));
+        results.push(format!("{label}_ms={:.2}", ms(mean)));
+    }
+    pool.close().await;
+    Ok(format!("bench login: attempts={attempts} {}", results.join(" ")))
+}
+
+#[allow(clippy::float_arithmetic)]
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// The database a benchmark may create schemas in, from the environment only (a password on the
+/// command line shows in `ps`).
+fn bench_url() -> Result<String, Failure> {
+    std::env::var("COBRO_BENCH_DATABASE_URL").or_else(|_| std::env::var("COBRO_TEST_DATABASE_URL")).map_err(|_| {
+        "set COBRO_BENCH_DATABASE_URL to a role that may create schemas (COBRO_TEST_DATABASE_URL from the infra/dev env file works too)".into()
+    })
+}
+
+/// Run a measurement in a throwaway schema, dropped afterwards whatever happened. The result
+/// line is printed last, after any clean-up output.
+pub(crate) async fn in_bench_schema<F, Fut>(url: &str, run: F) -> Result<(), Failure>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<String, Failure>>,
+{
+    let schema = format!("bench_{}", Uuid::now_v7().simple());
+    let admin = cobro_kit::db::connect_url(url, "public", 1).await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await?;
+    let result = run(schema.clone()).await;
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await;
+    admin.close().await;
+    println!("{}", result?);
+    Ok(())
 }
 
 struct Apply;
@@ -53,15 +213,7 @@ impl EventHandler for Apply {
 }
 
 async fn outbox(url: &str, kafka: &KafkaConfig, events: u64, writers: u64, per_tx: u64) -> Result<(), Failure> {
-    let schema = format!("bench_{}", Uuid::now_v7().simple());
-    let admin = cobro_kit::db::connect_url(url, "public", 1).await?;
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await?;
-    let result = outbox_in(url, &schema, kafka, events, writers, per_tx).await;
-    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&admin).await;
-    admin.close().await;
-    // The result line comes last, after any clean-up output.
-    println!("{}", result?);
-    Ok(())
+    in_bench_schema(url, |schema| async move { outbox_in(url, &schema, kafka, events, writers, per_tx).await }).await
 }
 
 /// Returns the result line.

@@ -2,6 +2,14 @@
 //! every Deployment.
 
 mod bench;
+mod bench_invoicing;
+mod bench_payments;
+mod bench_reminders;
+mod bench_vault;
+mod identity_admin;
+mod import;
+mod statement_cli;
+mod vault_admin;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -53,6 +61,26 @@ enum Command {
     },
     /// List the services with their default ports.
     Services,
+    /// Import data from files (ERP exports).
+    Import {
+        #[command(subcommand)]
+        what: import::Command,
+    },
+    /// Identity administration: secrets, the first tenant, service clients, signing keys.
+    Identity {
+        #[command(subcommand)]
+        command: identity_admin::Command,
+    },
+    /// Vault administration: key-encryption keys.
+    Vault {
+        #[command(subcommand)]
+        command: vault_admin::Command,
+    },
+    /// Bank statements: read a file as reconciliation does.
+    Statement {
+        #[command(subcommand)]
+        command: statement_cli::Command,
+    },
     /// Measure a scenario on this machine; the last line printed is the result.
     Bench {
         #[command(subcommand)]
@@ -108,6 +136,10 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Bench { scenario } => bench::run(&settings, scenario).await,
+            Command::Identity { command } => identity_admin::run(&settings, command).await,
+            Command::Import { what } => import::run(what).await,
+            Command::Vault { command } => vault_admin::run(&settings, command).await,
+            Command::Statement { command } => statement_cli::run(command),
         };
         match outcome {
             Ok(()) => ExitCode::SUCCESS,

@@ -102,3 +102,26 @@ fn migrate_applies_every_schema_and_is_idempotent() {
         }
     }
 }
+
+#[test]
+fn the_vault_refuses_to_start_without_a_key_encryption_key_and_says_how_to_provide_one() {
+    let out = cobro(
+        &["serve", "vault"],
+        &[
+            ("COBRO__VAULT__DATABASE_URL", "postgres://cobro_vault@127.0.0.1:5432/cobro"),
+            ("COBRO__TELEMETRY__LOG_FORMAT", "json"),
+        ],
+    );
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("vault.kek"), "{err}");
+    assert!(err.contains("COBRO__VAULT__KEK") && err.contains("generate-kek"), "{err}");
+}
+
+#[test]
+fn vault_generate_kek_prints_a_usable_root_key() {
+    let out = cobro(&["vault", "generate-kek"], &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(cobro_vault::keys::LocalKeyProvider::from_base64(&key).is_ok());
+}

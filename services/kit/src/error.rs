@@ -91,6 +91,28 @@ impl DomainError for InvalidField {
     }
 }
 
+/// A single-line text field: trimmed, at most `max` characters, no control characters; empty
+/// only when not `required`. The check every service makes of names, reasons and notes.
+pub fn text_field(field: &str, value: &str, max: usize, required: bool) -> Result<String, InvalidField> {
+    let value = value.trim();
+    if required && value.is_empty() {
+        return Err(InvalidField::new(field, "is required"));
+    }
+    if value.chars().count() > max {
+        return Err(InvalidField::new(field, format!("must be at most {max} characters")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(InvalidField::new(field, "must not contain control characters"));
+    }
+    Ok(value.to_owned())
+}
+
+impl From<InvalidField> for Status {
+    fn from(err: InvalidField) -> Self {
+        to_status(&err)
+    }
+}
+
 /// Infrastructure failures every service shares. Service error enums wrap it with `#[from]`.
 #[derive(Debug, thiserror::Error)]
 pub enum InfraError {

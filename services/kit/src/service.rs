@@ -90,6 +90,8 @@ pub enum ServiceError {
     Kafka { service: &'static str, source: rdkafka::error::KafkaError },
     #[error("{service}: {source}")]
     Grpc { service: &'static str, source: crate::grpc::GrpcError },
+    #[error("{service}: {message}")]
+    Startup { service: &'static str, message: String },
     #[error("{service}: identity address: {source}")]
     Identity { service: &'static str, source: tonic::transport::Error },
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 const EVENTS: i64 = 1_000;
+const EVENTS_U64: u64 = EVENTS.unsigned_abs();
 
 /// Applies an event by counting it in `applied`: a second application of one event would show
 /// as `times = 2`. It also keeps the order of first applications, with the event's number (its
@@ -137,21 +138,50 @@ async fn relay_stopped_half_way_and_restarted_loses_and_repeats_nothing() {
     let (consumer_stop, consumer, stats) = start_consumer(&db.pool, &kafka, &group, &topic, Duration::from_millis(200));
 
     write_events(&db.pool, &topic, 0, EVENTS, 10).await;
+    // Another transaction holds row 601: the relay publishes batches up to the one holding it,
+    // sends that batch to the broker and then waits to mark it published. That is where it is
+    // killed, so the kill lands between the broker's ack and the database update every time.
+    let mut locker = db.pool.begin().await.unwrap();
+    let locker_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *locker).await.unwrap();
+    // Found first and locked by its key: a locking read with OFFSET would lock the skipped rows too.
+    let held: i64 =
+        sqlx::query_scalar("SELECT seq FROM outbox ORDER BY seq OFFSET 600 LIMIT 1").fetch_one(&db.pool).await.unwrap();
+    sqlx::query("SELECT seq FROM outbox WHERE seq = $1 FOR UPDATE").bind(held).execute(&mut *locker).await.unwrap();
     let (relay_stop, relay) = start_relay(&db.pool, &kafka, 50);
-    let half = eventually(Duration::from_secs(60), || async {
-        count(&db.pool, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL").await >= EVENTS / 2
-    })
-    .await;
-    assert!(half, "the relay did not publish half the events");
-    // Kill the relay mid-flight: the task is dropped wherever it is.
+    let blocked_relay = || async {
+        sqlx::query_scalar::<_, i32>(
+            "SELECT pid FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid)) AND query LIKE 'UPDATE outbox%'",
+        )
+        .bind(locker_pid)
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap()
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || async { blocked_relay().await.is_some() }).await,
+        "the relay never reached the held row"
+    );
     relay.abort();
     let _ = relay.await;
     relay_stop.cancel();
+    let relay_pid = blocked_relay().await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(relay_pid).execute(&db.pool).await.unwrap();
+    let gone = eventually(Duration::from_secs(10), || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
+            .bind(relay_pid)
+            .fetch_one(&db.pool)
+            .await
+            .unwrap()
+            == 0
+    })
+    .await;
+    assert!(gone, "the killed relay's connection is still there");
+    locker.rollback().await.unwrap();
     let published = count(&db.pool, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL").await;
-    assert!(published < EVENTS, "the relay finished before it was stopped; nothing was tested");
+    assert_eq!(published, 600, "the relay should have marked exactly the batches before the held row");
 
-    // A crash between the broker's ack and the database update leaves acknowledged rows
-    // pending; mimic that for the last 100 published rows so they are sent a second time.
+    // The killed batch was acknowledged by the broker but never marked; widen that to the last
+    // 100 marked rows too, so 150 events in all are sent a second time.
     sqlx::query(
         "UPDATE outbox SET published_at = NULL WHERE seq IN \
          (SELECT seq FROM outbox WHERE published_at IS NOT NULL ORDER BY seq DESC LIMIT 100)",
@@ -162,7 +192,7 @@ async fn relay_stopped_half_way_and_restarted_loses_and_repeats_nothing() {
 
     let (relay_stop, relay) = start_relay(&db.pool, &kafka, 50);
     assert_exactly_once(&db.pool, EVENTS).await;
-    let redelivered = eventually(Duration::from_secs(30), || async { stats.duplicates() >= 100 }).await;
+    let redelivered = eventually(Duration::from_secs(30), || async { stats.duplicates() >= 150 }).await;
     assert!(redelivered, "the republished events never reached the consumer (duplicates = {})", stats.duplicates());
     assert_in_order_per_aggregate(&db.pool).await;
 
@@ -224,18 +254,21 @@ async fn consumer_crash_after_handler_commit_before_offset_commit() {
     let topic = unique_topic(&kafka, "consumer-crash").await;
     let group = format!("g-{}", Uuid::now_v7());
 
-    write_events(&db.pool, &topic, 0, EVENTS, 25).await;
+    // The first half exists before the crash, the second half only after it, so the crash
+    // lands at a known point whatever the machine's speed.
+    write_events(&db.pool, &topic, 0, EVENTS / 2, 25).await;
     let (relay_stop, relay) = start_relay(&db.pool, &kafka, 200);
 
     // Offsets are never committed by the first consumer: everything it applied is, as far as
     // the broker knows, unconsumed when it dies.
     let (_stop, first, first_stats) = start_consumer(&db.pool, &kafka, &group, &topic, Duration::from_secs(3600));
-    let half = eventually(Duration::from_secs(60), || async { first_stats.handled() >= 300 }).await;
+    let half = eventually(Duration::from_secs(60), || async { first_stats.handled() >= EVENTS_U64 / 2 }).await;
     assert!(half, "the first consumer handled only {}", first_stats.handled());
     first.abort();
     let _ = first.await;
     let applied_before_crash = count(&db.pool, "SELECT count(*) FROM applied").await;
-    assert!(applied_before_crash < EVENTS, "the consumer finished before the crash; nothing was tested");
+    assert_eq!(applied_before_crash, EVENTS / 2);
+    write_events(&db.pool, &topic, EVENTS / 2, EVENTS / 2, 25).await;
 
     let (second_stop, second, second_stats) =
         start_consumer(&db.pool, &kafka, &group, &topic, Duration::from_millis(200));

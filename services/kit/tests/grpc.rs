@@ -7,9 +7,9 @@ use std::time::Duration;
 use cobro_kit::auth::{PrincipalKind, TestIssuer, principal};
 use cobro_kit::config::GrpcConfig;
 use cobro_kit::grpc::GrpcServer;
-use cobro_proto::identity::v1::identity_service_client::IdentityServiceClient;
-use cobro_proto::identity::v1::identity_service_server::{IdentityService, IdentityServiceServer};
-use cobro_proto::identity::v1::{GetJwksRequest, GetJwksResponse};
+use cobro_proto::testing::v1::echo_service_client::EchoServiceClient;
+use cobro_proto::testing::v1::echo_service_server::{EchoService, EchoServiceServer};
+use cobro_proto::testing::v1::{EchoRequest, EchoResponse};
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Request, Response, Status};
 use tonic_health::pb::HealthCheckRequest;
@@ -25,14 +25,13 @@ struct Echo;
 static CALL_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 #[tonic::async_trait]
-impl IdentityService for Echo {
-    async fn get_jwks(&self, request: Request<GetJwksRequest>) -> Result<Response<GetJwksResponse>, Status> {
+impl EchoService for Echo {
+    async fn echo(&self, request: Request<EchoRequest>) -> Result<Response<EchoResponse>, Status> {
         let who = principal(&request)?;
         who.require("keys:read")?;
         CALL_STARTED.notify_one();
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let key = cobro_proto::identity::v1::Jwk { kid: who.tenant_id().to_string(), ..Default::default() };
-        Ok(Response::new(GetJwksResponse { keys: vec![key] }))
+        Ok(Response::new(EchoResponse { tenant_id: who.tenant_id().to_string() }))
     }
 }
 
@@ -41,7 +40,7 @@ async fn start(issuer: &TestIssuer) -> (String, CancellationToken, tokio::task::
         GrpcConfig { shutdown_grace: "5s".into(), ..GrpcConfig::default() },
         Arc::new(issuer.verifier()),
     )
-    .add_service(IdentityServiceServer::new(Echo));
+    .add_service(EchoServiceServer::new(Echo));
     let shutdown = CancellationToken::new();
     let (addr, serving) = server.bind("127.0.0.1:0".parse().unwrap(), shutdown.clone()).await.unwrap();
     let handle = tokio::spawn(async move { serving.await.unwrap() });
@@ -60,7 +59,7 @@ async fn health_answers_without_a_token() {
     let (url, shutdown, handle) = start(&issuer).await;
     let channel = tonic::transport::Endpoint::from_shared(url).unwrap().connect().await.unwrap();
     let mut health = HealthClient::new(channel);
-    for service in ["", "cobro.identity.v1.IdentityService"] {
+    for service in ["", "cobro.testing.v1.EchoService"] {
         let status = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status;
         assert_eq!(status, ServingStatus::Serving as i32, "{service}");
     }
@@ -72,25 +71,25 @@ async fn health_answers_without_a_token() {
 async fn calls_need_a_valid_token_and_the_permission() {
     let issuer = TestIssuer::new();
     let (url, shutdown, handle) = start(&issuer).await;
-    let mut client = IdentityServiceClient::connect(url).await.unwrap();
+    let mut client = EchoServiceClient::connect(url).await.unwrap();
 
-    let missing = client.get_jwks(GetJwksRequest {}).await.unwrap_err();
+    let missing = client.echo(EchoRequest {}).await.unwrap_err();
     assert_eq!(missing.code(), Code::Unauthenticated);
     assert_eq!(cobro_kit::error::error_code(&missing), Some("unauthenticated"));
 
     let forged = TestIssuer::new().token(Uuid::now_v7(), PrincipalKind::User, &["keys:read"]);
-    let err = client.get_jwks(with_token(GetJwksRequest {}, &forged)).await.unwrap_err();
+    let err = client.echo(with_token(EchoRequest {}, &forged)).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated, "a token from another key must not pass");
 
     let tenant = Uuid::now_v7();
     let weak = issuer.token(tenant, PrincipalKind::User, &["invoices:read"]);
-    let err = client.get_jwks(with_token(GetJwksRequest {}, &weak)).await.unwrap_err();
+    let err = client.echo(with_token(EchoRequest {}, &weak)).await.unwrap_err();
     assert_eq!(err.code(), Code::PermissionDenied);
     assert_eq!(cobro_kit::error::error_code(&err), Some("permission_denied"));
 
     let good = issuer.token(tenant, PrincipalKind::User, &["keys:read"]);
-    let keys = client.get_jwks(with_token(GetJwksRequest {}, &good)).await.unwrap().into_inner().keys;
-    assert_eq!(keys[0].kid, tenant.to_string(), "the handler sees the token's tenant");
+    let seen = client.echo(with_token(EchoRequest {}, &good)).await.unwrap().into_inner().tenant_id;
+    assert_eq!(seen, tenant.to_string(), "the handler sees the token's tenant");
 
     shutdown.cancel();
     handle.await.unwrap();
@@ -100,9 +99,9 @@ async fn calls_need_a_valid_token_and_the_permission() {
 async fn shutdown_lets_in_flight_requests_finish() {
     let issuer = TestIssuer::new();
     let (url, shutdown, handle) = start(&issuer).await;
-    let mut client = IdentityServiceClient::connect(url).await.unwrap();
+    let mut client = EchoServiceClient::connect(url).await.unwrap();
     let token = issuer.token(Uuid::now_v7(), PrincipalKind::User, &["keys:read"]);
-    let in_flight = tokio::spawn(async move { client.get_jwks(with_token(GetJwksRequest {}, &token)).await });
+    let in_flight = tokio::spawn(async move { client.echo(with_token(EchoRequest {}, &token)).await });
     CALL_STARTED.notified().await;
     shutdown.cancel();
     let answered = in_flight.await.unwrap();
@@ -114,13 +113,13 @@ async fn shutdown_lets_in_flight_requests_finish() {
 async fn health_turns_not_serving_before_the_listener_closes() {
     let issuer = TestIssuer::new();
     let config = GrpcConfig { drain_delay: "2s".into(), ..GrpcConfig::default() };
-    let server = GrpcServer::new(config, Arc::new(issuer.verifier())).add_service(IdentityServiceServer::new(Echo));
+    let server = GrpcServer::new(config, Arc::new(issuer.verifier())).add_service(EchoServiceServer::new(Echo));
     let shutdown = CancellationToken::new();
     let (addr, serving) = server.bind("127.0.0.1:0".parse().unwrap(), shutdown.clone()).await.unwrap();
     let handle = tokio::spawn(async move { serving.await.unwrap() });
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
     let mut health = HealthClient::new(channel);
-    let check = HealthCheckRequest { service: "cobro.identity.v1.IdentityService".into() };
+    let check = HealthCheckRequest { service: "cobro.testing.v1.EchoService".into() };
 
     shutdown.cancel();
     let mut saw_not_serving = false;
@@ -160,7 +159,7 @@ async fn reflection_lists_the_services() {
         panic!("unexpected reflection answer: {answer:?}");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in ["cobro.identity.v1.IdentityService", "grpc.health.v1.Health"] {
+    for expected in ["cobro.testing.v1.EchoService", "grpc.health.v1.Health"] {
         assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
     }
     shutdown.cancel();

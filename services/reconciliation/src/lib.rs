@@ -1,5 +1,10 @@
-//! The reconciliation service. Placeholder until its API lands: it owns its schema, topic and port, and
-//! answers gRPC health checks.
+//! The reconciliation service. So far: bank statements read in every supported format and
+//! imported once per file and once per bank entry; its gRPC API, matching and discrepancies are
+//! still to come (the process answers health checks meanwhile).
+
+pub mod domain;
+pub mod import;
+pub mod store;
 
 use cobro_kit::config::Settings;
 use cobro_kit::service::ServiceError;
@@ -8,9 +13,11 @@ use tokio_util::sync::CancellationToken;
 
 pub const NAME: &str = "reconciliation";
 
-/// The service's own migrations (none yet; the kit adds the event tables).
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The service's own migrations (the kit adds the event tables).
 pub fn migrator() -> Migrator {
-    Migrator::with_migrations(Vec::new())
+    Migrator { migrations: MIGRATOR.migrations.clone(), ..Migrator::DEFAULT }
 }
 
 pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> Result<(), ServiceError> {

@@ -86,6 +86,11 @@ impl SigningKey {
         &self.kid
     }
 
+    /// The 32-byte secret seed, for sealing the key at rest. Handle with care.
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes()
+    }
+
     pub fn verifying_key(&self) -> VerifyingKey {
         self.key.verifying_key()
     }

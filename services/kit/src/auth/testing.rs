@@ -103,6 +103,15 @@ impl TestIssuer {
         self.sign(&claims)
     }
 
+    /// The principal of the service `service`, without a token round trip.
+    pub fn service_principal(&self, tenant_id: Uuid, service: &str, permissions: &[&str]) -> Principal {
+        let mut claims = self.claims(tenant_id, PrincipalKind::Service, permissions);
+        claims.sub = service.to_owned();
+        claims.svc = Some(service.to_owned());
+        #[allow(clippy::expect_used)]
+        Principal::from_claims(claims).expect("the test issuer mints valid claims")
+    }
+
     /// The principal a handler would see for these arguments, without a token round trip.
     pub fn principal(&self, tenant_id: Uuid, kind: PrincipalKind, permissions: &[&str]) -> Principal {
         #[allow(clippy::expect_used)]

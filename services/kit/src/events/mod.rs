@@ -14,7 +14,7 @@ pub mod relay;
 pub mod topics;
 
 pub use consumer::{Consumer, ConsumerConfig, ConsumerStats, EventHandler, HandlerError};
-pub use outbox::{NewEvent, enqueue};
+pub use outbox::{NewEvent, PreparedEvent, enqueue, prepare};
 pub use relay::{Relay, RelayConfig};
 pub use topics::{ensure_topics, topic_for};
 

@@ -39,9 +39,21 @@ pub fn message_key(tenant_id: Uuid, aggregate_id: &str) -> String {
     format!("{tenant_id}/{aggregate_id}")
 }
 
-/// Write `event` to the outbox inside the caller's transaction (pass `&mut *tx`). Returns the
-/// event id. The current trace context travels with it.
-pub async fn enqueue(conn: &mut PgConnection, topic: &str, event: NewEvent) -> Result<Uuid, sqlx::Error> {
+/// An outbox row ready to insert: for services that write it as part of a larger statement
+/// (one round trip for a state change and its event). [`enqueue`] is the usual way.
+#[derive(Debug, Clone)]
+pub struct PreparedEvent {
+    pub event_id: Uuid,
+    pub topic: String,
+    pub message_key: String,
+    pub event_type: String,
+    pub tenant_id: Uuid,
+    pub envelope: Vec<u8>,
+    pub traceparent: String,
+}
+
+/// Build the outbox row of `event`; the current trace context travels with it.
+pub fn prepare(topic: &str, event: NewEvent) -> PreparedEvent {
     let id = Uuid::now_v7();
     let now = Utc::now();
     let traceparent = crate::telemetry::current_traceparent().unwrap_or_default();
@@ -58,18 +70,33 @@ pub async fn enqueue(conn: &mut PgConnection, topic: &str, event: NewEvent) -> R
         traceparent: traceparent.clone(),
         payload: event.payload,
     };
+    PreparedEvent {
+        event_id: id,
+        topic: topic.to_owned(),
+        message_key: key,
+        event_type: event.event_type,
+        tenant_id: event.tenant_id,
+        envelope: envelope.encode_to_vec(),
+        traceparent,
+    }
+}
+
+/// Write `event` to the outbox inside the caller's transaction (pass `&mut *tx`). Returns the
+/// event id. The current trace context travels with it.
+pub async fn enqueue(conn: &mut PgConnection, topic: &str, event: NewEvent) -> Result<Uuid, sqlx::Error> {
+    let row = prepare(topic, event);
     sqlx::query(
         "INSERT INTO outbox (event_id, topic, message_key, event_type, tenant_id, envelope, traceparent) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
-    .bind(id)
-    .bind(topic)
-    .bind(&key)
-    .bind(&event.event_type)
-    .bind(event.tenant_id)
-    .bind(envelope.encode_to_vec())
-    .bind(&traceparent)
+    .bind(row.event_id)
+    .bind(&row.topic)
+    .bind(&row.message_key)
+    .bind(&row.event_type)
+    .bind(row.tenant_id)
+    .bind(&row.envelope)
+    .bind(&row.traceparent)
     .execute(&mut *conn)
     .await?;
-    Ok(id)
+    Ok(row.event_id)
 }
