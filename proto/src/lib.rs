@@ -84,6 +84,12 @@ pub mod payments {
     }
 }
 
+pub mod reconciliation {
+    pub mod v1 {
+        tonic::include_proto!("cobro.reconciliation.v1");
+    }
+}
+
 pub mod vault {
     pub mod v1 {
         tonic::include_proto!("cobro.vault.v1");

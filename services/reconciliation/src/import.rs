@@ -5,7 +5,8 @@ use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::formats::detect::parse_any;
+use crate::domain::formats::csv::{self, CsvMapping};
+use crate::domain::formats::detect::{MAX_FILE_BYTES, detect, parse_any};
 use crate::domain::statement::{ParseError, entry_keys};
 use crate::store;
 
@@ -22,8 +23,10 @@ pub enum ImportError {
 }
 
 /// What an import did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Imported {
+    /// `camt.053`, `mt940`, `bai2`, `csv`, ...
+    pub format: String,
     /// Statements in the file that were new.
     pub statements: u32,
     /// Lines in the file.
@@ -43,16 +46,27 @@ pub async fn import_statement(
     tenant: Uuid,
     account: Uuid,
     file: &[u8],
+    mapping: Option<&CsvMapping>,
 ) -> Result<Imported, ImportError> {
     let bank = store::bank_account(pool, tenant, account).await?.ok_or(ImportError::UnknownAccount)?;
-    let statements = parse_any(file)?;
+    let sha: Vec<u8> = Sha256::digest(file).to_vec();
+    let statements = match mapping {
+        // A file the standard formats do not recognize is read as the bank's CSV export.
+        Some(mapping) if detect(file).is_err() => {
+            if file.len() > MAX_FILE_BYTES {
+                return Err(ParseError::new("file", "is larger than 100 MB").into());
+            }
+            let id: String = sha.iter().take(8).map(|b| format!("{b:02x}")).collect();
+            vec![csv::parse(file, mapping, &bank.number, &format!("csv-{id}"))?]
+        }
+        _ => parse_any(file)?,
+    };
     for s in &statements {
         if !s.account.is_empty() && !same_account(&s.account, &bank.number) {
             return Err(ImportError::OtherAccount { found: s.account.clone(), expected: bank.number.clone() });
         }
     }
-    let sha: Vec<u8> = Sha256::digest(file).to_vec();
-    let mut outcome = Imported::default();
+    let mut outcome = Imported { format: statements.first().map(|s| s.format.clone()).unwrap_or_default(), ..Imported::default() };
     let mut tx = pool.begin().await?;
     for s in &statements {
         let read = u32::try_from(s.lines.len()).unwrap_or(u32::MAX);

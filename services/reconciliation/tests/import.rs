@@ -31,10 +31,10 @@ async fn a_file_imported_twice_is_stored_once() {
     let file = std::fs::read(format!("{TESTDATA}/camt/camt053.v4.xml")).unwrap();
     let statements = cobro_reconciliation::domain::formats::detect::parse_any(&file).unwrap();
     let account = store::insert_bank_account(&db.pool, tenant, "Main", &statements[0].account, "EUR").await.unwrap();
-    let first = import_statement(&db.pool, tenant, account.id, &file).await.unwrap();
+    let first = import_statement(&db.pool, tenant, account.id, &file, None).await.unwrap();
     let lines = u32::try_from(statements.iter().map(|s| s.lines.len()).sum::<usize>()).unwrap();
-    assert_eq!(first, Imported { statements: 1, lines_read: lines, lines_new: lines });
-    let again = import_statement(&db.pool, tenant, account.id, &file).await.unwrap();
+    assert_eq!(first, Imported { format: "camt.053".into(), statements: 1, lines_read: lines, lines_new: lines });
+    let again = import_statement(&db.pool, tenant, account.id, &file, None).await.unwrap();
     assert_eq!((again.statements, again.lines_new), (0, 0), "importing the same file changes nothing");
     assert_eq!(count(&db, "SELECT count(*) FROM statements").await, 1);
     assert_eq!(count(&db, "SELECT count(*) FROM bank_lines").await, i64::from(lines));
@@ -48,30 +48,30 @@ async fn an_entry_in_two_overlapping_statements_is_stored_once() {
     let account = store::insert_bank_account(&db.pool, tenant, "Main", "NL91 ABNA 0417 1643 00", "EUR").await.unwrap();
     let monday = mt940("1", &[("100,00", "B1"), ("250,00", "B2"), ("100,00", "B3")]);
     let tuesday = mt940("2", &[("250,00", "B2"), ("100,00", "B3"), ("75,50", "B4")]);
-    let a = import_statement(&db.pool, tenant, account.id, monday.as_bytes()).await.unwrap();
-    let b = import_statement(&db.pool, tenant, account.id, tuesday.as_bytes()).await.unwrap();
+    let a = import_statement(&db.pool, tenant, account.id, monday.as_bytes(), None).await.unwrap();
+    let b = import_statement(&db.pool, tenant, account.id, tuesday.as_bytes(), None).await.unwrap();
     assert_eq!((a.lines_new, b.lines_new), (3, 1));
     assert_eq!(count(&db, "SELECT count(*) FROM bank_lines").await, 4);
 
     // Without bank references, two identical payments in one statement are still two.
     let twins = mt940("3", &[("40,00", "1"), ("40,00", "2")]);
-    let c = import_statement(&db.pool, tenant, account.id, twins.as_bytes()).await.unwrap();
+    let c = import_statement(&db.pool, tenant, account.id, twins.as_bytes(), None).await.unwrap();
     assert_eq!(c.lines_new, 2);
 
     // A broken file stores nothing; a file for another account is refused; another tenant's
     // account is not found.
     let broken = monday.replace(":62F:", ":62X:");
     assert!(matches!(
-        import_statement(&db.pool, tenant, account.id, broken.as_bytes()).await,
+        import_statement(&db.pool, tenant, account.id, broken.as_bytes(), None).await,
         Err(ImportError::Parse(_))
     ));
     let elsewhere = monday.replace("NL91ABNA0417164300", "DE89370400440532013000");
     assert!(matches!(
-        import_statement(&db.pool, tenant, account.id, elsewhere.as_bytes()).await,
+        import_statement(&db.pool, tenant, account.id, elsewhere.as_bytes(), None).await,
         Err(ImportError::OtherAccount { .. })
     ));
     assert!(matches!(
-        import_statement(&db.pool, Uuid::now_v7(), account.id, monday.as_bytes()).await,
+        import_statement(&db.pool, Uuid::now_v7(), account.id, monday.as_bytes(), None).await,
         Err(ImportError::UnknownAccount)
     ));
     assert_eq!(count(&db, "SELECT count(*) FROM bank_lines").await, 6);

@@ -2,6 +2,8 @@
 
 pub mod formats;
 pub mod matching;
+pub mod payouts;
+pub mod report;
 pub mod rf;
 pub mod statement;
 pub mod synthetic;
