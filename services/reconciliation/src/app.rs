@@ -184,7 +184,8 @@ impl Reconciliation {
                         installment_id: row.installment_id,
                         payout_id: None,
                         invoice_number: row.number.clone(),
-                        amount: *amount,
+                        // More than is open stays with the customer as credit (an overpayment).
+                        amount: (*amount).min(row.open),
                         currency: row.currency.clone(),
                     })
                 })
