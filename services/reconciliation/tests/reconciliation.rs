@@ -707,3 +707,30 @@ async fn another_tenants_ids_answer_not_found_and_portal_contacts_see_nothing() 
     assert_eq!(viewer.code(), Code::PermissionDenied);
     h.db.drop_schema().await;
 }
+
+#[tokio::test]
+async fn a_matching_run_that_dies_half_way_leaves_nothing_and_the_tenant_marked() {
+    let h = H::new().await;
+    let account = h.account("002180700123456789", "MXN").await;
+    h.save_mapping().await;
+    let acme = h.customer("Acme").await;
+    h.upload(&account, &[["K1", "75.00", "MXN", "Acme", "", "", "factura F-9001"]]).await.unwrap();
+    h.invoice(acme, "F-9001", "75.00").await;
+
+    // Another replica holds the tenant's matching lock; this one gives up after 300 ms, as a
+    // process killed mid-run would: its transaction never commits.
+    let mut holder = h.db.pool.begin().await.unwrap();
+    cobro_reconciliation::store::lock_tenant(&mut holder, h.tenant).await.unwrap();
+    let impatient = h.db.another_pool(1).await;
+    sqlx::query("SET statement_timeout = '300ms'").execute(&impatient).await.unwrap();
+    assert!(Reconciliation::new(impatient).rematch_dirty().await.is_err());
+    holder.rollback().await.unwrap();
+
+    assert_eq!(h.count("SELECT count(*) FROM matches").await, 0);
+    assert_eq!(h.count("SELECT count(*) FROM outbox").await, 0);
+    assert_eq!(h.count("SELECT count(*) FROM dirty_tenants").await, 1, "still marked for the next pass");
+    assert_eq!(h.app.rematch_dirty().await.unwrap(), 1);
+    assert_eq!(h.matches("confirmed").await.len(), 1);
+    assert_eq!(h.events::<PaymentReceived>("payment.received").await.len(), 1);
+    h.db.drop_schema().await;
+}
