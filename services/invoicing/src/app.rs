@@ -199,6 +199,19 @@ pub struct Applied {
     pub applied_now: bool,
 }
 
+/// What taking a payment back did.
+#[derive(Debug, Default)]
+pub struct Reversed {
+    /// False when the payment id had been reversed before: nothing changed.
+    pub reversed_now: bool,
+    /// False when the payment had not arrived: the reversal waits for it (a tombstone).
+    pub payment_recorded: bool,
+    /// The allocations taken back from invoices.
+    pub allocations: Vec<AllocationRow>,
+    /// The unapplied rest that is no longer the customer's credit.
+    pub unapplied: Decimal,
+}
+
 impl Invoicing {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
@@ -808,6 +821,18 @@ impl Invoicing {
                 ),
             ));
         }
+        // One payment id at a time: its reversal may be in flight on another partition.
+        store::lock_payment_id(tx, tenant, &payment_id).await?;
+        if store::payment_reversed(tx, tenant, &payment_id).await? {
+            // Taken back (or its reversal arrived first): the money never reaches an invoice.
+            tracing::info!(payment = %payment_id, "a reversed payment arrived; not applied");
+            return Ok(Applied {
+                allocations: Vec::new(),
+                unapplied: Decimal::ZERO,
+                currency: pay_currency.code().to_owned(),
+                applied_now: false,
+            });
+        }
         let inserted = store::insert_payment(
             tx,
             &store::NewPayment {
@@ -856,6 +881,82 @@ impl Invoicing {
             .await?;
         store::set_unapplied(tx, tenant, &payment_id, left).await?;
         Ok(Applied { allocations, unapplied: left, currency: pay_currency.code().to_owned(), applied_now: true })
+    }
+
+    /// Take a payment back in the caller's transaction (an event consumer's): every allocation
+    /// of it returns to its invoice and installment, its unapplied rest is no longer credit, and
+    /// each invoice reached announces its state as it is now (`invoice.payment_reversed`, and
+    /// `installments.planned` where it has a plan).
+    ///
+    /// Once per payment id: a second reversal changes nothing. The reversal may arrive before its
+    /// payment (they travel on different partitions); it is then recorded alone, a tombstone,
+    /// and `apply_payment_in` does not apply the payment when it comes. Both take the payment
+    /// id's lock first, so one of them always sees what the other did.
+    pub async fn reverse_payment_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        tenant: Uuid,
+        payment_id: &str,
+        reason: &str,
+    ) -> Result<Reversed> {
+        let payment_id = text("payment_id", payment_id, 100, true)?;
+        let reason: String = reason.trim().chars().filter(|c| !c.is_control()).take(500).collect();
+        store::lock_payment_id(tx, tenant, &payment_id).await?;
+        // The payment row's lock waits out a customer-credit application of it in flight.
+        let payment = store::payment_for_update(tx, tenant, &payment_id).await?;
+        if !store::insert_reversal(tx, tenant, &payment_id, &reason, payment.is_some()).await? {
+            return Ok(Reversed { reversed_now: false, ..Reversed::default() });
+        }
+        let Some(payment) = payment else {
+            tracing::info!(payment = %payment_id, "a reversal arrived before its payment; recorded");
+            return Ok(Reversed { reversed_now: true, ..Reversed::default() });
+        };
+        let taken_back = store::reverse_allocations(tx, tenant, &payment_id, Utc::now().date_naive()).await?;
+        store::set_unapplied(tx, tenant, &payment_id, Decimal::ZERO).await?;
+        let currency = currency("currency", &payment.currency)?;
+        let mut by_invoice: BTreeMap<Uuid, Vec<&AllocationRow>> = BTreeMap::new();
+        for a in &taken_back {
+            by_invoice.entry(a.invoice_id).or_default().push(a);
+        }
+        for (invoice_id, parts) in by_invoice {
+            let mut invoice =
+                store::invoice(tx, tenant, invoice_id, true).await?.ok_or(InvoicingError::NotFound("invoice"))?;
+            let mut plan_changed = false;
+            for a in &parts {
+                let Some(installment) = a.installment_id else { continue };
+                plan_changed = true;
+                if !store::restore_installment_balance(tx, tenant, installment, invoice_id, a.amount).await? {
+                    // A later plan replaced the one paid into: the money owed again lengthens its
+                    // end, as a credit note shortens it.
+                    store::extend_last_installment(tx, tenant, invoice_id, a.amount).await?;
+                }
+            }
+            let amount: Decimal = parts.iter().map(|a| a.amount).sum();
+            invoice.paid -= amount;
+            invoice.balance += amount;
+            invoice.status =
+                crate::domain::reversals::status_after_reversal(&invoice.status, invoice.paid, invoice.balance)
+                    .to_owned();
+            store::set_amounts(tx, &invoice).await?;
+            store::event(tx, tenant, "invoice.payment_reversed", invoice_id, &changed(&invoice)).await?;
+            if plan_changed {
+                let plan = store::installments(tx, tenant, invoice_id).await?;
+                store::event(
+                    tx,
+                    tenant,
+                    "installments.planned",
+                    invoice_id,
+                    &installments_planned(invoice_id, &plan, currency),
+                )
+                .await?;
+            }
+        }
+        Ok(Reversed {
+            reversed_now: true,
+            payment_recorded: true,
+            allocations: taken_back,
+            unapplied: payment.unapplied,
+        })
     }
 
     /// Spread `amount` over the customer's open invoices (targets first, then oldest due), and

@@ -1,9 +1,10 @@
-//! What invoicing consumes: payments received, from payments and reconciliation.
+//! What invoicing consumes: payments received, from payments and reconciliation, and payments
+//! taken back when reconciliation undoes a bank match.
 
 use std::sync::Arc;
 
 use cobro_kit::events::{EventHandler, HandlerError};
-use cobro_proto::events::v1::{Envelope, PaymentReceived};
+use cobro_proto::events::v1::{Envelope, MatchDecided, PaymentReceived};
 use prost::Message;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -12,24 +13,34 @@ use crate::app::{Invoicing, PaymentIn};
 use crate::error::InvoicingError;
 
 pub const PAYMENT_RECEIVED: &str = "payment.received";
+/// A confirmed bank match undone: the `payment.received` it sent (same payment id) is taken back.
+pub const MATCH_REVERSED: &str = "reconciliation.match_reversed";
+
 /// The topics payments arrive on.
 pub fn payment_topics() -> Vec<String> {
     vec!["cobro.payments.v1".to_owned(), "cobro.reconciliation.v1".to_owned()]
 }
 
-/// Applies `payment.received` events in the consumer's transaction (the inbox row is written in
-/// it too), ignoring every other event on those topics.
+/// Applies `payment.received` and takes back the payment of `reconciliation.match_reversed`,
+/// in the consumer's transaction (the inbox row is written in it too), ignoring every other
+/// event on those topics.
 pub struct PaymentsHandler {
     pub app: Arc<Invoicing>,
 }
 
 impl EventHandler for PaymentsHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
-        if event.r#type != PAYMENT_RECEIVED {
-            return Ok(());
+        match event.r#type.as_str() {
+            PAYMENT_RECEIVED => self.payment_received(conn, event).await,
+            MATCH_REVERSED => self.match_reversed(conn, event).await,
+            _ => Ok(()),
         }
-        let tenant =
-            Uuid::try_parse(&event.tenant_id).map_err(|_| HandlerError::Permanent("bad tenant id".to_owned()))?;
+    }
+}
+
+impl PaymentsHandler {
+    async fn payment_received(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        let tenant = tenant(event)?;
         let p = PaymentReceived::decode(event.payload.as_slice())
             .map_err(|_| HandlerError::Permanent("payload is not a PaymentReceived".to_owned()))?;
         let amount = p.amount.unwrap_or_default();
@@ -43,16 +54,40 @@ impl EventHandler for PaymentsHandler {
             invoice_ids: p.invoice_ids,
             installment_id: p.installment_id,
         };
-        match self.app.apply_payment_in(conn, tenant, input).await {
-            Ok(applied) => {
-                tracing::info!(applied_now = applied.applied_now, "payment event applied");
-                Ok(())
-            }
-            // The database or the network: try again later.
-            Err(InvoicingError::Database(e)) => Err(HandlerError::from(e)),
-            Err(InvoicingError::Internal(e)) => Err(HandlerError::Transient(e)),
-            // Refused for good (unknown customer, other currency, bad field): on record, skipped.
-            Err(other) => Err(HandlerError::Permanent(other.to_string())),
+        let applied = self.app.apply_payment_in(conn, tenant, input).await.map_err(failed)?;
+        tracing::info!(applied_now = applied.applied_now, "payment event applied");
+        Ok(())
+    }
+
+    async fn match_reversed(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        let tenant = tenant(event)?;
+        let m = MatchDecided::decode(event.payload.as_slice())
+            .map_err(|_| HandlerError::Permanent("payload is not a MatchDecided".to_owned()))?;
+        // A match that paid no invoice sent no payment: nothing to take back.
+        if m.payment_id.is_empty() {
+            return Ok(());
         }
+        let reason = format!("bank match {} undone by {}", m.match_id, m.decided_by);
+        let reversed = self.app.reverse_payment_in(conn, tenant, &m.payment_id, &reason).await.map_err(failed)?;
+        tracing::info!(
+            reversed_now = reversed.reversed_now,
+            payment_recorded = reversed.payment_recorded,
+            "payment reversal applied"
+        );
+        Ok(())
+    }
+}
+
+fn tenant(event: &Envelope) -> Result<Uuid, HandlerError> {
+    Uuid::try_parse(&event.tenant_id).map_err(|_| HandlerError::Permanent("bad tenant id".to_owned()))
+}
+
+fn failed(e: InvoicingError) -> HandlerError {
+    match e {
+        // The database or the network: try again later.
+        InvoicingError::Database(e) => HandlerError::from(e),
+        InvoicingError::Internal(e) => HandlerError::Transient(e),
+        // Refused for good (unknown customer, other currency, bad field): on record, skipped.
+        other => HandlerError::Permanent(other.to_string()),
     }
 }

@@ -472,7 +472,9 @@ pub async fn payments_with_credit(
 ) -> Result<Vec<PaymentRow>> {
     Ok(sqlx::query_as(
         "SELECT id, customer_id, amount, currency, unapplied FROM payments \
-         WHERE tenant_id = $1 AND customer_id = $2 AND currency = $3 AND unapplied > 0 ORDER BY created_at, id FOR UPDATE",
+         WHERE tenant_id = $1 AND customer_id = $2 AND currency = $3 AND unapplied > 0 \
+         AND NOT EXISTS (SELECT 1 FROM payment_reversals r WHERE r.tenant_id = payments.tenant_id AND r.payment_id = payments.id) \
+         ORDER BY created_at, id FOR UPDATE",
     )
     .bind(tenant_id)
     .bind(customer_id)
@@ -489,6 +491,117 @@ pub async fn set_unapplied(conn: &mut PgConnection, tenant_id: Uuid, id: &str, u
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Serialize everything done to one payment id (applying it, reversing it) until the
+/// transaction ends. A transaction-level advisory lock, because the payment row may not exist
+/// yet when its reversal arrives.
+pub async fn lock_payment_id(conn: &mut PgConnection, tenant_id: Uuid, id: &str) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('invoicing.payment:' || $1::text || '/' || $2, 0))")
+        .bind(tenant_id)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn payment_for_update(conn: &mut PgConnection, tenant_id: Uuid, id: &str) -> Result<Option<PaymentRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, customer_id, amount, currency, unapplied FROM payments WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
+/// Whether a payment id was reversed (or a reversal for it arrived before the payment).
+pub async fn payment_reversed(conn: &mut PgConnection, tenant_id: Uuid, id: &str) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM payment_reversals WHERE tenant_id = $1 AND payment_id = $2)")
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Record a payment id as reversed; false when it was recorded before (it is reversed once).
+pub async fn insert_reversal(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: &str,
+    reason: &str,
+    payment_recorded: bool,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "INSERT INTO payment_reversals (tenant_id, payment_id, reason, payment_recorded) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (tenant_id, payment_id) DO NOTHING",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(reason)
+    .bind(payment_recorded)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Mark every standing allocation of a payment as taken back on `on`, returning them.
+pub async fn reverse_allocations(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    payment_id: &str,
+    on: NaiveDate,
+) -> Result<Vec<AllocationRow>> {
+    Ok(sqlx::query_as(
+        "UPDATE allocations SET reversed_on = $3 WHERE tenant_id = $1 AND payment_id = $2 AND reversed_on IS NULL \
+         RETURNING invoice_id, installment_id, amount",
+    )
+    .bind(tenant_id)
+    .bind(payment_id)
+    .bind(on)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Give an installment back `amount` of its balance; false when the installment is gone (a
+/// later plan replaced it).
+pub async fn restore_installment_balance(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    id: Uuid,
+    invoice_id: Uuid,
+    amount: Decimal,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE installments SET balance = balance + $4 WHERE tenant_id = $1 AND id = $2 AND invoice_id = $3",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(invoice_id)
+    .bind(amount)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Lengthen an invoice's plan at its end by `amount` (amount and balance of the last
+/// installment); false when the invoice has no plan.
+pub async fn extend_last_installment(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+    invoice_id: Uuid,
+    amount: Decimal,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE installments SET amount = amount + $3, balance = balance + $3 WHERE tenant_id = $1 AND id = \
+         (SELECT id FROM installments WHERE tenant_id = $1 AND invoice_id = $2 ORDER BY seq DESC LIMIT 1)",
+    )
+    .bind(tenant_id)
+    .bind(invoice_id)
+    .bind(amount)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// Open invoices of a customer in a currency, locked, oldest due first.
@@ -574,7 +687,7 @@ pub async fn paid_history(
 ) -> Result<Vec<(Uuid, NaiveDate, NaiveDate, NaiveDate, Decimal)>> {
     Ok(sqlx::query_as(
         "SELECT i.customer_id, i.issue_date, i.due_date, max(a.applied_on), i.total FROM invoices i \
-         JOIN allocations a ON a.tenant_id = i.tenant_id AND a.invoice_id = i.id \
+         JOIN allocations a ON a.tenant_id = i.tenant_id AND a.invoice_id = i.id AND a.reversed_on IS NULL \
          WHERE i.tenant_id = $1 AND i.currency = $2 AND i.status = 'paid' \
          GROUP BY i.tenant_id, i.id",
     )
@@ -595,7 +708,8 @@ pub async fn receivables_at(
 ) -> Result<Decimal> {
     Ok(sqlx::query_scalar(
         "SELECT coalesce(sum(i.total \
-             - coalesce((SELECT sum(a.amount) FROM allocations a WHERE a.tenant_id = i.tenant_id AND a.invoice_id = i.id AND a.applied_on <= $3), 0) \
+             - coalesce((SELECT sum(a.amount) FROM allocations a WHERE a.tenant_id = i.tenant_id AND a.invoice_id = i.id AND a.applied_on <= $3 \
+                 AND (a.reversed_on IS NULL OR a.reversed_on > $3)), 0) \
              - coalesce((SELECT sum(c.amount) FROM credit_notes c WHERE c.tenant_id = i.tenant_id AND c.invoice_id = i.id AND c.created_at::date <= $3), 0)), 0) \
          FROM invoices i WHERE i.tenant_id = $1 AND i.currency = $2 AND i.issue_date <= $3 AND i.status <> 'draft' \
          AND (i.status <> 'void' OR i.voided_at::date > $3) AND (NOT $4 OR i.due_date >= $3)",
@@ -629,7 +743,8 @@ pub async fn credit_sales(
 }
 
 /// Everything that moved a customer's balance up to `to`, in date order: invoices issued
-/// (charges), payments applied and credit notes (credits).
+/// (charges), payments applied and credit notes (credits). A payment taken back stays where it
+/// was applied and appears again, as a charge of the same payment, on the day it was taken back.
 pub async fn statement_rows(
     conn: &mut PgConnection,
     tenant_id: Uuid,
@@ -646,6 +761,11 @@ pub async fn statement_rows(
            JOIN invoices i ON i.tenant_id = a.tenant_id AND i.id = a.invoice_id \
            WHERE a.tenant_id = $1 AND i.customer_id = $2 AND i.currency = $3 AND a.applied_on <= $4 \
            GROUP BY a.applied_on, a.payment_id \
+         UNION ALL \
+         SELECT a.reversed_on, 'payment', a.payment_id, sum(a.amount), 0, 3 FROM allocations a \
+           JOIN invoices i ON i.tenant_id = a.tenant_id AND i.id = a.invoice_id \
+           WHERE a.tenant_id = $1 AND i.customer_id = $2 AND i.currency = $3 AND a.reversed_on <= $4 \
+           GROUP BY a.reversed_on, a.payment_id \
          UNION ALL \
          SELECT c.created_at::date, 'credit_note', c.number, 0, c.amount, 2 FROM credit_notes c \
            JOIN invoices i ON i.tenant_id = c.tenant_id AND i.id = c.invoice_id \
