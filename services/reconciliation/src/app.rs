@@ -343,7 +343,7 @@ impl Reconciliation {
     ) -> Result<u32> {
         for item in items {
             if let Some(invoice) = item.invoice_id {
-                book::add_pending(tx, tenant, invoice, item.installment_id, item.amount).await?;
+                book::add_pending(tx, tenant, &m.payment_id, invoice, item.installment_id, item.amount).await?;
             }
         }
         if let (Some(customer), false) = (m.customer_id, line.counterparty_account.trim().is_empty()) {
@@ -570,6 +570,10 @@ impl Reconciliation {
             if let Some(payout) = item.payout_id {
                 book::set_payout_line(&mut tx, tenant, payout, None).await?;
             }
+        }
+        // Invoicing takes the payment back (or never applies it); nothing of it is pending here.
+        if !m.payment_id.is_empty() {
+            book::release_pending(&mut tx, tenant, &m.payment_id, None).await?;
         }
         self.announce(&mut tx, tenant, &line, &decided, &items, MATCH_REVERSED).await?;
         tx.commit().await?;

@@ -82,7 +82,8 @@ impl EventHandler for Handler {
                 let customer = uuid("cus", &e.customer_id, "customer_id")?;
                 book::upsert_customer(conn, tenant, customer, &e.legal_name).await?;
             }
-            "invoice.issued" | "invoice.paid" | "invoice.voided" | "invoice.overdue" => {
+            "invoice.issued" | "invoice.paid" | "invoice.voided" | "invoice.overdue" | "invoice.uncollectible"
+            | "invoice.payment_reversed" => {
                 let e: InvoiceChanged = decode(event, "InvoiceChanged")?;
                 self.invoice_changed(conn, tenant, &e).await?;
             }
@@ -90,10 +91,9 @@ impl EventHandler for Handler {
                 let e: PaymentApplied = decode(event, "PaymentApplied")?;
                 let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
                 let installment = optional_uuid("ins", &e.installment_id, "installment_id")?;
-                let (applied, _) = amount(e.amount.as_ref(), "amount")?;
                 let (balance, _) = amount(e.balance.as_ref(), "balance")?;
                 // Money this service sent is no longer pending once invoicing applied it.
-                let ours = e.payment_id.starts_with(PAYMENT_PREFIX).then_some(applied);
+                let ours = e.payment_id.starts_with(PAYMENT_PREFIX).then_some(e.payment_id.as_str());
                 book::payment_applied(conn, tenant, invoice, installment, balance, ours).await?;
             }
             "installments.planned" => {

@@ -283,6 +283,7 @@ async fn credits_quoting_a_reference_or_an_invoice_number_pay_their_invoices_onc
     };
     h.deliver("invoice.payment_applied", &applied).await;
     assert_eq!(h.count("SELECT count(*) FROM invoices WHERE pending <> 0").await, 1);
+    assert_eq!(h.count("SELECT count(*) FROM pending_payments").await, 1);
 
     // The same file again imports nothing and pays nothing.
     let repeat = h.upload(&account, &rows).await.unwrap();
@@ -343,13 +344,16 @@ async fn suggestions_wait_for_a_person_and_every_decision_is_audited() {
     let undone: Vec<MatchDecided> = h.events("reconciliation.match_reversed").await;
     assert_eq!(undone.len(), 1);
     assert_eq!(undone[0].items[0].invoice_id, cobro_kit::ids::format("inv", a));
+    assert_eq!(h.count("SELECT count(*) FROM invoices WHERE pending <> 0").await, 0, "the invoice is open again");
+    let rerun = client.run_matching(h.req(pb::RunMatchingRequest {})).await.unwrap().into_inner();
+    assert_eq!(rerun.suggested, 1, "the freed line is suggested again");
 
     let actions: Vec<(String, String)> =
         sqlx::query_as("SELECT action, actor FROM match_audit ORDER BY id").fetch_all(&h.db.pool).await.unwrap();
     let names: Vec<&str> = actions.iter().map(|(a, _)| a.as_str()).collect();
-    assert_eq!(names, ["suggested", "suggested", "confirmed", "rejected", "reversed"]);
+    assert_eq!(names, ["suggested", "suggested", "confirmed", "rejected", "reversed", "suggested"]);
     assert!(actions[..2].iter().all(|(_, actor)| actor.is_empty()), "nobody decided a suggestion yet");
-    assert!(actions[2..].iter().all(|(_, actor)| !actor.is_empty() && actor != "auto"), "{actions:?}");
+    assert!(actions[2..5].iter().all(|(_, actor)| !actor.is_empty() && actor != "auto"), "{actions:?}");
     h.db.drop_schema().await;
 }
 

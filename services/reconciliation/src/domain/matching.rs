@@ -525,23 +525,22 @@ impl Matcher<'_, '_> {
         if words.is_empty() {
             return None;
         }
-        // A name similar enough (0.8) shares all but `words - needed` of the words, exactly or
-        // with a typo, so it is among the candidates of any `words - needed + 1` of them: take
-        // the words with the fewest.
-        let mut per_word: Vec<BTreeSet<usize>> = words
-            .iter()
-            .map(|word| {
-                std::iter::once(word.clone())
-                    .chain(deletions(word))
-                    .filter_map(|key| self.index.by_word.get(&key))
-                    .flatten()
-                    .copied()
-                    .collect()
-            })
-            .collect();
-        per_word.sort_by_key(BTreeSet::len);
+        // A name similar enough (0.8) has at least `needed` of the words, exactly or with a
+        // typo: only customers found by that many words are compared.
         let needed = (4 * words.len()).div_ceil(5);
-        let seed: BTreeSet<usize> = per_word.iter().take(words.len() - needed + 1).flatten().copied().collect();
+        let mut hits: HashMap<usize, usize> = HashMap::new();
+        for word in &words {
+            let found: BTreeSet<usize> = std::iter::once(word.clone())
+                .chain(deletions(word))
+                .filter_map(|key| self.index.by_word.get(&key))
+                .flatten()
+                .copied()
+                .collect();
+            for c in found {
+                *hits.entry(c).or_default() += 1;
+            }
+        }
+        let seed: BTreeSet<usize> = hits.into_iter().filter(|(_, n)| *n >= needed).map(|(c, _)| c).collect();
         let mut exact = Vec::new();
         let mut close = Vec::new();
         for c in seed {

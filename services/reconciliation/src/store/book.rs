@@ -108,52 +108,82 @@ pub async fn upsert_invoice(conn: &mut PgConnection, tenant: Uuid, i: &InvoiceSt
     Ok(())
 }
 
-/// Invoicing applied part of a payment: the new balance, and what this service had applied
-/// ahead of it no longer pending.
+/// Invoicing applied part of a payment: the invoice's (or installment's) new balance, and when
+/// the payment was this service's, what it had pending on that invoice is pending no more.
 pub async fn payment_applied(
     conn: &mut PgConnection,
     tenant: Uuid,
     invoice: Uuid,
     installment: Option<Uuid>,
     balance: Decimal,
-    ours: Option<Decimal>,
+    ours: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    let settled = ours.unwrap_or(Decimal::ZERO);
+    if let Some(payment) = ours {
+        release_pending(conn, tenant, payment, Some(invoice)).await?;
+    }
     match installment {
         Some(installment) => {
+            sqlx::query("UPDATE installments SET balance = $3 WHERE tenant_id = $1 AND installment_id = $2")
+                .bind(tenant)
+                .bind(installment)
+                .bind(balance)
+                .execute(&mut *conn)
+                .await?;
             sqlx::query(
-                "UPDATE installments SET balance = $3, pending = GREATEST(pending - $4, 0) \
-                 WHERE tenant_id = $1 AND installment_id = $2",
-            )
-            .bind(tenant)
-            .bind(installment)
-            .bind(balance)
-            .bind(settled)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(
-                "UPDATE invoices SET pending = GREATEST(pending - $3, 0), \
-                 balance = (SELECT COALESCE(SUM(balance), 0) FROM installments WHERE tenant_id = $1 AND invoice_id = $2) \
+                "UPDATE invoices SET balance = \
+                 (SELECT COALESCE(SUM(balance), 0) FROM installments WHERE tenant_id = $1 AND invoice_id = $2) \
                  WHERE tenant_id = $1 AND invoice_id = $2",
             )
             .bind(tenant)
             .bind(invoice)
-            .bind(settled)
             .execute(&mut *conn)
             .await?;
         }
         None => {
+            sqlx::query("UPDATE invoices SET balance = $3 WHERE tenant_id = $1 AND invoice_id = $2")
+                .bind(tenant)
+                .bind(invoice)
+                .bind(balance)
+                .execute(&mut *conn)
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Drop what `payment` has pending (on one invoice, or everywhere) from the items' pending sums.
+pub async fn release_pending(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    payment: &str,
+    invoice: Option<Uuid>,
+) -> Result<(), sqlx::Error> {
+    let released: Vec<(Uuid, Option<Uuid>, Decimal)> = sqlx::query_as(
+        "DELETE FROM pending_payments WHERE tenant_id = $1 AND payment_id = $2 \
+         AND ($3::uuid IS NULL OR invoice_id = $3) RETURNING invoice_id, installment_id, amount",
+    )
+    .bind(tenant)
+    .bind(payment)
+    .bind(invoice)
+    .fetch_all(&mut *conn)
+    .await?;
+    for (invoice, installment, amount) in released {
+        if let Some(installment) = installment {
             sqlx::query(
-                "UPDATE invoices SET balance = $3, pending = GREATEST(pending - $4, 0) \
-                 WHERE tenant_id = $1 AND invoice_id = $2",
+                "UPDATE installments SET pending = GREATEST(pending - $3, 0) WHERE tenant_id = $1 AND installment_id = $2",
             )
             .bind(tenant)
-            .bind(invoice)
-            .bind(balance)
-            .bind(settled)
+            .bind(installment)
+            .bind(amount)
             .execute(&mut *conn)
             .await?;
         }
+        sqlx::query("UPDATE invoices SET pending = GREATEST(pending - $3, 0) WHERE tenant_id = $1 AND invoice_id = $2")
+            .bind(tenant)
+            .bind(invoice)
+            .bind(amount)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -202,14 +232,28 @@ pub async fn replace_plan(
     Ok(())
 }
 
-/// Money this service applied to an item ahead of invoicing confirming it.
+/// Money `payment` applied to an item ahead of invoicing confirming it.
 pub async fn add_pending(
     conn: &mut PgConnection,
     tenant: Uuid,
+    payment: &str,
     invoice: Uuid,
     installment: Option<Uuid>,
     amount: Decimal,
 ) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO pending_payments (tenant_id, payment_id, item_id, invoice_id, installment_id, amount) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, payment_id, item_id) \
+         DO UPDATE SET amount = pending_payments.amount + EXCLUDED.amount",
+    )
+    .bind(tenant)
+    .bind(payment)
+    .bind(installment.unwrap_or(invoice))
+    .bind(invoice)
+    .bind(installment)
+    .bind(amount)
+    .execute(&mut *conn)
+    .await?;
     if let Some(installment) = installment {
         sqlx::query("UPDATE installments SET pending = pending + $3 WHERE tenant_id = $1 AND installment_id = $2")
             .bind(tenant)
