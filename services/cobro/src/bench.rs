@@ -76,6 +76,16 @@ pub enum Scenario {
         #[arg(long, default_value_t = 10)]
         pgbench_scale: u32,
     },
+    /// Bank lines matched to open items by the reconciliation rules, over a labelled synthetic
+    /// book, scored for precision and coverage. Needs no database.
+    Recon {
+        #[arg(long, default_value_t = 100_000)]
+        lines: u32,
+        #[arg(long, default_value_t = 100_000)]
+        items: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }
 
 pub async fn run(settings: &Settings, scenario: Scenario) -> Result<(), Failure> {
@@ -102,6 +112,7 @@ pub async fn run(settings: &Settings, scenario: Scenario) -> Result<(), Failure>
             };
             crate::bench_payments::run(&url, options).await
         }
+        Scenario::Recon { lines, items, seed } => crate::bench_recon::run(lines, items, seed),
         Scenario::Login { attempts } => {
             let url = bench_url()?;
             let redis: cobro_kit::cache::RedisConfig = settings.section("redis")?;

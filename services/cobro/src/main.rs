@@ -4,6 +4,7 @@
 mod bench;
 mod bench_invoicing;
 mod bench_payments;
+mod bench_recon;
 mod bench_reminders;
 mod bench_vault;
 mod identity_admin;
