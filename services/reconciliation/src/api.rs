@@ -68,7 +68,8 @@ fn one_of<'a>(field: &str, value: &'a str, allowed: &[&str]) -> Result<Option<&'
 }
 
 fn date(field: &str, value: &str) -> Result<NaiveDate> {
-    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| InvalidField::new(field, "must be a date YYYY-MM-DD").into())
+    NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| InvalidField::new(field, "must be a date YYYY-MM-DD").into())
 }
 
 fn text(field: &str, value: &str, max: usize) -> Result<String> {
@@ -183,7 +184,11 @@ fn csv_mapping(m: &pb::CsvMapping) -> Result<CsvMapping> {
     let column = |field: &str, value: &str| text(field, value, 100);
     let mapping = CsvMapping {
         delimiter,
-        date_format: if m.date_format.is_empty() { "%Y-%m-%d".to_owned() } else { column("date_format", &m.date_format)? },
+        date_format: if m.date_format.is_empty() {
+            "%Y-%m-%d".to_owned()
+        } else {
+            column("date_format", &m.date_format)?
+        },
         booking_date: column("booking_date", &m.booking_date)?,
         value_date: column("value_date", &m.value_date)?,
         amount: column("amount", &m.amount)?,
@@ -226,7 +231,11 @@ fn account_number(value: &str) -> Result<String> {
     let value = value.trim();
     let significant = value.chars().filter(|c| c.is_ascii_alphanumeric()).count();
     if !(5..=34).contains(&significant) || !value.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-') {
-        return Err(InvalidField::new("number", "must be an IBAN, CLABE or account number (5 to 34 letters and digits)").into());
+        return Err(InvalidField::new(
+            "number",
+            "must be an IBAN, CLABE or account number (5 to 34 letters and digits)",
+        )
+        .into());
     }
     Ok(value.to_owned())
 }
@@ -242,7 +251,11 @@ impl ReconciliationApi {
         Ok(matches::items(&mut conn, tenant, &ids).await?)
     }
 
-    async fn import(&self, p: &Principal, mut stream: Streaming<pb::ImportStatementChunk>) -> Result<pb::ImportStatementResponse> {
+    async fn import(
+        &self,
+        p: &Principal,
+        mut stream: Streaming<pb::ImportStatementChunk>,
+    ) -> Result<pb::ImportStatementResponse> {
         require(p, "recon:write")?;
         let first = stream.message().await.map_err(|_| InvalidField::new("data", "the upload broke off"))?;
         let Some(first) = first else { return Err(InvalidField::new("bank_account_id", "is required").into()) };
@@ -318,24 +331,32 @@ impl ReconciliationService for ReconciliationApi {
             return Err(ReconciliationError::from(InvalidField::new("name", "is required")).into());
         }
         let number = account_number(&r.number)?;
-        let currency = Currency::from_code(r.currency.trim())
-            .map_err(|_| ReconciliationError::from(InvalidField::new("currency", "must be an ISO 4217 code like MXN")))?;
+        let currency = Currency::from_code(r.currency.trim()).map_err(|_| {
+            ReconciliationError::from(InvalidField::new("currency", "must be an ISO 4217 code like MXN"))
+        })?;
         match store::insert_bank_account(self.app.pool(), p.tenant_id, &name, &number, currency.code()).await {
             Ok(row) => Ok(Response::new(bank_account(&row))),
-            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => Err(ReconciliationError::conflict(
-                "bank_account_exists",
-                "the tenant already has that account in that currency".to_owned(),
-            )
-            .into()),
+            Err(e) if e.as_database_error().is_some_and(|d| d.is_unique_violation()) => {
+                Err(ReconciliationError::conflict(
+                    "bank_account_exists",
+                    "the tenant already has that account in that currency".to_owned(),
+                )
+                .into())
+            }
             Err(e) => Err(ReconciliationError::from(e).into()),
         }
     }
 
-    async fn list_bank_accounts(&self, req: Request<pb::ListBankAccountsRequest>) -> Answer<pb::ListBankAccountsResponse> {
+    async fn list_bank_accounts(
+        &self,
+        req: Request<pb::ListBankAccountsRequest>,
+    ) -> Answer<pb::ListBankAccountsResponse> {
         let p = principal(&req)?;
         require(p, "recon:read")?;
         let (limit, after) = page(req.get_ref().page.clone()).map_err(ReconciliationError::from)?;
-        let rows = store::bank_accounts(self.app.pool(), p.tenant_id, after, limit).await.map_err(ReconciliationError::from)?;
+        let rows = store::bank_accounts(self.app.pool(), p.tenant_id, after, limit)
+            .await
+            .map_err(ReconciliationError::from)?;
         Ok(Response::new(pb::ListBankAccountsResponse {
             accounts: rows.iter().map(bank_account).collect(),
             page: next_page(rows.iter().map(|r| r.id), rows.len(), limit),
@@ -351,7 +372,8 @@ impl ReconciliationService for ReconciliationApi {
             return Err(ReconciliationError::from(InvalidField::new("name", "is required")).into());
         }
         let mapping = csv_mapping(r)?;
-        let json = serde_json::to_value(&mapping).map_err(|_| ReconciliationError::Internal("mapping encoding".to_owned()))?;
+        let json =
+            serde_json::to_value(&mapping).map_err(|_| ReconciliationError::Internal("mapping encoding".to_owned()))?;
         store::save_csv_mapping(self.app.pool(), p.tenant_id, &name, &json).await.map_err(ReconciliationError::from)?;
         Ok(Response::new(csv_mapping_out(&name, &mapping)))
     }
@@ -456,7 +478,8 @@ impl ReconciliationService for ReconciliationApi {
                 },
             });
         }
-        let (m, items) = self.app.manual(p.tenant_id, line, &wanted, &p.subject, &text("reason", &r.reason, 500)?).await?;
+        let (m, items) =
+            self.app.manual(p.tenant_id, line, &wanted, &p.subject, &text("reason", &r.reason, 500)?).await?;
         Ok(Response::new(matched(&m, &items)))
     }
 

@@ -16,9 +16,10 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::domain::formats::csv::CsvMapping;
-use crate::domain::matching::{Match, OpenItem, Rule, match_lines};
+use crate::domain::matching::{Match, OpenItem, Rule, match_lines, rf_candidates};
 use crate::domain::payouts::{Payout, PayoutFit, find_payout};
 use crate::domain::report::ReportRow;
+use crate::domain::statement::BankLine;
 use crate::error::{ReconciliationError, Result};
 use crate::import::{Imported, import_statement};
 use crate::store::book::{self, ItemRow};
@@ -147,17 +148,19 @@ impl Reconciliation {
         store::lock_tenant(tx, tenant).await?;
         let settings = store::settings(tx, tenant).await?;
         let lines = store::unmatched_credits(tx, tenant).await?;
-        let mut run = MatchRun { lines_considered: u32::try_from(lines.len()).unwrap_or(u32::MAX), ..MatchRun::default() };
+        let mut run =
+            MatchRun { lines_considered: u32::try_from(lines.len()).unwrap_or(u32::MAX), ..MatchRun::default() };
         if lines.is_empty() {
             return Ok(run);
         }
         let lines = self.pay_out_payouts(tx, tenant, &settings, lines, &mut run).await?;
 
         let rows = book::open_items(tx, tenant).await?;
-        let accounts = book::customer_accounts(tx, tenant).await?;
+        let mut accounts = book::customer_accounts(tx, tenant).await?;
+        let customer_refs = book::customer_references(tx, tenant).await?;
+        let bank: Vec<_> = lines.iter().map(|l| payer_by_reference(l, &customer_refs, &mut accounts)).collect();
         let items: Vec<OpenItem> = rows.iter().map(|r| open_item(r, &accounts)).collect();
         let by_id: HashMap<Uuid, &ItemRow> = rows.iter().map(|r| (r.id, r)).collect();
-        let bank: Vec<_> = lines.iter().map(LineRow::to_bank_line).collect();
         let rejected: HashSet<(Uuid, Vec<Uuid>)> = matches::rejected_sets(tx, tenant).await?.into_iter().collect();
 
         let mut matched = HashSet::new();
@@ -191,9 +194,7 @@ impl Reconciliation {
                 })
                 .collect();
             let confirm = m.confidence >= settings.auto_confirm_threshold;
-            let row = self
-                .record_match(tx, tenant, line, &m, customer, &match_items, confirm)
-                .await?;
+            let row = self.record_match(tx, tenant, line, &m, customer, &match_items, confirm).await?;
             matched.insert(line.id);
             if confirm {
                 run.confirmed += 1;
@@ -270,7 +271,8 @@ impl Reconciliation {
                     .await?;
                     store::set_line_status(tx, tenant, line.id, "matched").await?;
                     book::set_payout_line(tx, tenant, payout, Some(line.id)).await?;
-                    let row = matches::get_for_update(tx, tenant, id).await?.ok_or(ReconciliationError::NotFound("match"))?;
+                    let row =
+                        matches::get_for_update(tx, tenant, id).await?.ok_or(ReconciliationError::NotFound("match"))?;
                     self.announce(tx, tenant, &line, &row, std::slice::from_ref(&item), MATCH_CONFIRMED).await?;
                     run.confirmed += 1;
                 }
@@ -450,10 +452,8 @@ impl Reconciliation {
         let window = i64::from(settings.date_window_days);
 
         let settled = book::settled_items(tx, tenant).await?;
-        let paid: Vec<OpenItem> = settled
-            .iter()
-            .map(|r| OpenItem { amount_open: r.total, ..open_item(r, &HashMap::new()) })
-            .collect();
+        let paid: Vec<OpenItem> =
+            settled.iter().map(|r| OpenItem { amount_open: r.total, ..open_item(r, &HashMap::new()) }).collect();
         let by_id: HashMap<Uuid, &ItemRow> = settled.iter().map(|r| (r.id, r)).collect();
         let mut seen = HashSet::new();
         for m in match_lines(&bank, &paid, window) {
@@ -504,7 +504,13 @@ impl Reconciliation {
     }
 
     /// A person accepts a suggestion.
-    pub async fn confirm(&self, tenant: Uuid, id: Uuid, actor: &str, reason: &str) -> Result<(MatchRow, Vec<MatchItemRow>)> {
+    pub async fn confirm(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(MatchRow, Vec<MatchItemRow>)> {
         let mut tx = self.pool.begin().await?;
         store::lock_tenant(&mut tx, tenant).await?;
         let m = matches::get_for_update(&mut tx, tenant, id).await?.ok_or(ReconciliationError::NotFound("match"))?;
@@ -538,7 +544,13 @@ impl Reconciliation {
 
     /// A person turns a suggestion down: the line is free again, and the same suggestion is
     /// not made again.
-    pub async fn reject(&self, tenant: Uuid, id: Uuid, actor: &str, reason: &str) -> Result<(MatchRow, Vec<MatchItemRow>)> {
+    pub async fn reject(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(MatchRow, Vec<MatchItemRow>)> {
         let mut tx = self.pool.begin().await?;
         let m = matches::get_for_update(&mut tx, tenant, id).await?.ok_or(ReconciliationError::NotFound("match"))?;
         if m.status != "suggested" {
@@ -552,7 +564,13 @@ impl Reconciliation {
     }
 
     /// A person undoes a confirmed match: the line is free again and the books are told.
-    pub async fn unmatch(&self, tenant: Uuid, id: Uuid, actor: &str, reason: &str) -> Result<(MatchRow, Vec<MatchItemRow>)> {
+    pub async fn unmatch(
+        &self,
+        tenant: Uuid,
+        id: Uuid,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(MatchRow, Vec<MatchItemRow>)> {
         if reason.trim().is_empty() {
             return Err(cobro_kit::error::InvalidField::new("reason", "say why the match is undone").into());
         }
@@ -596,7 +614,9 @@ impl Reconciliation {
         store::lock_tenant(&mut tx, tenant).await?;
         let line = store::line(&mut tx, tenant, line_id).await?.ok_or(ReconciliationError::NotFound("bank line"))?;
         if line.direction != "credit" {
-            return Err(cobro_kit::error::InvalidField::new("bank_line_id", "is money out; only credits pay invoices").into());
+            return Err(
+                cobro_kit::error::InvalidField::new("bank_line_id", "is money out; only credits pay invoices").into()
+            );
         }
         if line.status == "matched" {
             return Err(ReconciliationError::conflict("line_already_matched", "unmatch the line first".to_owned()));
@@ -760,7 +780,11 @@ impl Reconciliation {
                     rule: m.rule.clone(),
                     confidence: m.confidence.to_string(),
                     customer_id: m.customer_id.map(|c| cobro_kit::ids::format("cus", c)).unwrap_or_default(),
-                    items: list.iter().map(|i| format!("{}={}", i.invoice_number, i.amount)).collect::<Vec<_>>().join(";"),
+                    items: list
+                        .iter()
+                        .map(|i| format!("{}={}", i.invoice_number, i.amount))
+                        .collect::<Vec<_>>()
+                        .join(";"),
                     decided_by: m.decided_by.clone(),
                     decided_at: m.decided_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
                     ..base.clone()
@@ -811,6 +835,34 @@ impl Reconciliation {
         }
         Ok(())
     }
+}
+
+/// The line as the rules read it. A customer's own RF reference (not one invoice's) identifies
+/// the payer as surely as a known account: the line is given a stand-in account that the
+/// customer is known by, so the rules match it by amount like any known payer.
+fn payer_by_reference(
+    line: &LineRow,
+    customer_refs: &HashMap<String, Uuid>,
+    accounts: &mut HashMap<Uuid, Vec<String>>,
+) -> BankLine {
+    let mut bank = line.to_bank_line();
+    if customer_refs.is_empty() {
+        return bank;
+    }
+    let mut quoted = BTreeSet::new();
+    for text in [&bank.reference, &bank.remittance, &bank.end_to_end_id] {
+        rf_candidates(text, &mut quoted);
+    }
+    let customers: BTreeSet<Uuid> = quoted.iter().filter_map(|r| customer_refs.get(r)).copied().collect();
+    if let [customer] = customers.into_iter().collect::<Vec<_>>().as_slice() {
+        let stand_in = format!("RFCUSTOMER{}", customer.simple()).to_uppercase();
+        let known = accounts.entry(*customer).or_default();
+        if !known.contains(&stand_in) {
+            known.push(stand_in.clone());
+        }
+        bank.counterparty_account = stand_in;
+    }
+    bank
 }
 
 fn invoice_numbers(items: &[MatchItemRow]) -> String {

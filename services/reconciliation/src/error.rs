@@ -36,7 +36,9 @@ impl From<ImportError> for ReconciliationError {
         match e {
             ImportError::Parse(p) => Self::Parse(p),
             ImportError::UnknownAccount => Self::NotFound("bank account"),
-            other @ ImportError::OtherAccount { .. } => Self::conflict("statement_for_another_account", other.to_string()),
+            other @ ImportError::OtherAccount { .. } => {
+                Self::conflict("statement_for_another_account", other.to_string())
+            }
             ImportError::Database(e) => Self::Database(e),
         }
     }

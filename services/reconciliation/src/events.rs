@@ -52,7 +52,12 @@ fn decode<T: Message + Default>(event: &Envelope, what: &str) -> Result<T, Handl
 pub struct Handler;
 
 impl Handler {
-    async fn invoice_changed(&self, conn: &mut PgConnection, tenant: Uuid, e: &InvoiceChanged) -> Result<(), HandlerError> {
+    async fn invoice_changed(
+        &self,
+        conn: &mut PgConnection,
+        tenant: Uuid,
+        e: &InvoiceChanged,
+    ) -> Result<(), HandlerError> {
         let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
         let customer = uuid("cus", &e.customer_id, "customer_id")?;
         let (total, currency) = amount(e.total.as_ref(), "total")?;
@@ -82,7 +87,11 @@ impl EventHandler for Handler {
                 let customer = uuid("cus", &e.customer_id, "customer_id")?;
                 book::upsert_customer(conn, tenant, customer, &e.legal_name).await?;
             }
-            "invoice.issued" | "invoice.paid" | "invoice.voided" | "invoice.overdue" | "invoice.uncollectible"
+            "invoice.issued"
+            | "invoice.paid"
+            | "invoice.voided"
+            | "invoice.overdue"
+            | "invoice.uncollectible"
             | "invoice.payment_reversed" => {
                 let e: InvoiceChanged = decode(event, "InvoiceChanged")?;
                 self.invoice_changed(conn, tenant, &e).await?;

@@ -66,7 +66,8 @@ pub async fn import_statement(
             return Err(ImportError::OtherAccount { found: s.account.clone(), expected: bank.number.clone() });
         }
     }
-    let mut outcome = Imported { format: statements.first().map(|s| s.format.clone()).unwrap_or_default(), ..Imported::default() };
+    let mut outcome =
+        Imported { format: statements.first().map(|s| s.format.clone()).unwrap_or_default(), ..Imported::default() };
     let mut tx = pool.begin().await?;
     for s in &statements {
         let read = u32::try_from(s.lines.len()).unwrap_or(u32::MAX);

@@ -138,7 +138,8 @@ impl H {
     }
 
     async fn account(&self, number: &str, currency: &str) -> String {
-        let request = pb::CreateBankAccountRequest { name: "Operating".into(), number: number.into(), currency: currency.into() };
+        let request =
+            pb::CreateBankAccountRequest { name: "Operating".into(), number: number.into(), currency: currency.into() };
         self.client.clone().create_bank_account(self.req(request)).await.unwrap().into_inner().id
     }
 
@@ -178,10 +179,8 @@ impl H {
         file: Vec<u8>,
         chunk: usize,
     ) -> Result<pb::ImportStatementResponse, tonic::Status> {
-        let mut chunks: Vec<pb::ImportStatementChunk> = file
-            .chunks(chunk)
-            .map(|c| pb::ImportStatementChunk { data: c.to_vec(), ..Default::default() })
-            .collect();
+        let mut chunks: Vec<pb::ImportStatementChunk> =
+            file.chunks(chunk).map(|c| pb::ImportStatementChunk { data: c.to_vec(), ..Default::default() }).collect();
         if chunks.is_empty() {
             chunks.push(pb::ImportStatementChunk::default());
         }
@@ -320,7 +319,8 @@ async fn suggestions_wait_for_a_person_and_every_decision_is_audited() {
     assert_eq!(confirmed.status, "confirmed");
     assert!(!confirmed.decided_by.is_empty() && confirmed.decided_by != "auto");
     assert_eq!(h.events::<PaymentReceived>("payment.received").await.len(), 1);
-    let again = client.confirm_match(h.req(pb::DecideMatchRequest { match_id: first.id.clone(), ..Default::default() })).await;
+    let again =
+        client.confirm_match(h.req(pb::DecideMatchRequest { match_id: first.id.clone(), ..Default::default() })).await;
     assert_eq!(again.unwrap_err().code(), Code::FailedPrecondition);
 
     let rejected = client
@@ -333,7 +333,8 @@ async fn suggestions_wait_for_a_person_and_every_decision_is_audited() {
     assert_eq!((rerun.lines_considered, rerun.suggested), (1, 0), "a rejected suggestion is not made again");
 
     // Undoing a confirmed match needs a reason and tells the books.
-    let no_reason = client.unmatch(h.req(pb::DecideMatchRequest { match_id: first.id.clone(), ..Default::default() })).await;
+    let no_reason =
+        client.unmatch(h.req(pb::DecideMatchRequest { match_id: first.id.clone(), ..Default::default() })).await;
     assert_eq!(field_of(&no_reason.unwrap_err()), "reason");
     let reversed = client
         .unmatch(h.req(pb::DecideMatchRequest { match_id: first.id.clone(), reason: "wrong customer".into() }))
@@ -474,12 +475,17 @@ async fn discrepancies_are_raised_once_listed_and_announced() {
     ];
     want.sort();
     assert_eq!(kinds, want);
-    assert_eq!(h.events::<cobro_proto::events::v1::DiscrepancyRaised>("reconciliation.discrepancy_raised").await.len(), 10);
+    assert_eq!(
+        h.events::<cobro_proto::events::v1::DiscrepancyRaised>("reconciliation.discrepancy_raised").await.len(),
+        10
+    );
 
     let open = h.discrepancies().await.remove(0);
     let mut client = h.client.clone();
     let empty = client
-        .resolve_discrepancy(h.req(pb::ResolveDiscrepancyRequest { discrepancy_id: open.id.clone(), resolution: " ".into() }))
+        .resolve_discrepancy(
+            h.req(pb::ResolveDiscrepancyRequest { discrepancy_id: open.id.clone(), resolution: " ".into() }),
+        )
         .await;
     assert_eq!(field_of(&empty.unwrap_err()), "resolution");
     let resolved = client
@@ -533,7 +539,17 @@ async fn replicas_matching_at_once_pay_each_invoice_once() {
     let statement_rows: Vec<[String; 7]> = refs
         .iter()
         .enumerate()
-        .map(|(i, r)| [format!("R{i}"), format!("{}.00", 100 + i), "MXN".into(), "Acme".into(), String::new(), r.clone(), String::new()])
+        .map(|(i, r)| {
+            [
+                format!("R{i}"),
+                format!("{}.00", 100 + i),
+                "MXN".into(),
+                "Acme".into(),
+                String::new(),
+                r.clone(),
+                String::new(),
+            ]
+        })
         .collect();
     sqlx::query("INSERT INTO settings (tenant_id, auto_confirm_threshold) VALUES ($1, 1)")
         .bind(h.tenant)
@@ -661,7 +677,10 @@ async fn bad_uploads_are_refused_whole_naming_what_is_wrong() {
     for (request, field) in [
         (pb::CreateBankAccountRequest { name: String::new(), number: "12345".into(), currency: "MXN".into() }, "name"),
         (pb::CreateBankAccountRequest { name: "a".into(), number: "12".into(), currency: "MXN".into() }, "number"),
-        (pb::CreateBankAccountRequest { name: "a".into(), number: "12345".into(), currency: "PESO".into() }, "currency"),
+        (
+            pb::CreateBankAccountRequest { name: "a".into(), number: "12345".into(), currency: "PESO".into() },
+            "currency",
+        ),
     ] {
         let err = h.client.clone().create_bank_account(h.req(request)).await.unwrap_err();
         assert_eq!(field_of(&err), field);
@@ -694,7 +713,8 @@ async fn another_tenants_ids_answer_not_found_and_portal_contacts_see_nothing() 
         reason: String::new(),
     };
     assert_eq!(client.manual_match(h.req_as(other, &STAFF, manual)).await.unwrap_err().code(), Code::NotFound);
-    let upload = pb::ImportStatementChunk { bank_account_id: account.clone(), csv_mapping: String::new(), data: b"x".to_vec() };
+    let upload =
+        pb::ImportStatementChunk { bank_account_id: account.clone(), csv_mapping: String::new(), data: b"x".to_vec() };
     let err = client.import_statement(h.req_as(other, &STAFF, tokio_stream::iter([upload]))).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
     let lines = client.list_bank_lines(h.req_as(other, &STAFF, pb::ListBankLinesRequest::default())).await.unwrap();
@@ -736,5 +756,32 @@ async fn a_matching_run_that_dies_half_way_leaves_nothing_and_the_tenant_marked(
     assert_eq!(h.app.rematch_dirty().await.unwrap(), 1);
     assert_eq!(h.matches("confirmed").await.len(), 1);
     assert_eq!(h.events::<PaymentReceived>("payment.received").await.len(), 1);
+    h.db.drop_schema().await;
+}
+
+#[tokio::test]
+async fn a_customers_own_reference_identifies_the_payer_for_a_match_by_amount() {
+    let h = H::new().await;
+    let acme = h.customer("Acme").await;
+    let other = h.customer("Beta").await;
+    let (a, _) = h.invoice(acme, "F-9101", "250.00").await;
+    h.invoice(other, "F-9102", "250.00").await;
+    let customer_ref = rf("C4471");
+    let assigned = ReferenceAssigned {
+        reference: customer_ref.clone(),
+        customer_id: cobro_kit::ids::format("cus", acme),
+        invoice_id: String::new(),
+    };
+    h.deliver("reference.assigned", &assigned).await;
+    let account = h.account("002180700123456789", "MXN").await;
+    h.save_mapping().await;
+    // Two customers owe 250.00; only the quoted customer reference tells them apart.
+    let run = h.upload(&account, &[["Q1", "250.00", "MXN", "", "", &customer_ref, ""]]).await.unwrap();
+    assert_eq!(run.matching.unwrap().confirmed, 1);
+    let m = h.matches("confirmed").await.remove(0);
+    assert_eq!(
+        (m.rule.as_str(), m.items[0].invoice_id.as_str()),
+        ("amount_and_customer", cobro_kit::ids::format("inv", a).as_str())
+    );
     h.db.drop_schema().await;
 }

@@ -720,7 +720,7 @@ fn compact(text: &str) -> String {
 
 /// Valid RF references written in a text: a whole field, a word, or a word starting with `RF`
 /// followed by further words (the reference in groups of four).
-fn rf_candidates(text: &str, into: &mut BTreeSet<String>) {
+pub fn rf_candidates(text: &str, into: &mut BTreeSet<String>) {
     if text.is_empty() {
         return;
     }

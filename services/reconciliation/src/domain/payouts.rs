@@ -50,7 +50,8 @@ pub fn find_payout(line: &BankLine, payouts: &[Payout], tolerance: Decimal) -> O
     if line.direction != Direction::Credit {
         return None;
     }
-    let text = compact(&format!("{} {} {} {}", line.reference, line.remittance, line.end_to_end_id, line.counterparty_name));
+    let text =
+        compact(&format!("{} {} {} {}", line.reference, line.remittance, line.end_to_end_id, line.counterparty_name));
     let same_currency = |p: &&Payout| p.currency == line.currency;
     let named: Vec<&Payout> = payouts
         .iter()

@@ -27,7 +27,12 @@ pub async fn take_dirty(conn: &mut PgConnection) -> Result<Option<Uuid>, sqlx::E
     .await
 }
 
-pub async fn upsert_customer(conn: &mut PgConnection, tenant: Uuid, customer: Uuid, name: &str) -> Result<(), sqlx::Error> {
+pub async fn upsert_customer(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    customer: Uuid,
+    name: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO customers (tenant_id, customer_id, name) VALUES ($1, $2, $3) \
          ON CONFLICT (tenant_id, customer_id) DO UPDATE SET name = EXCLUDED.name",
@@ -46,12 +51,14 @@ pub async fn remember_account(
     customer: Uuid,
     account: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO customer_accounts (tenant_id, account, customer_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(tenant)
-        .bind(account)
-        .bind(customer)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO customer_accounts (tenant_id, account, customer_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(account)
+    .bind(customer)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -348,7 +355,10 @@ pub async fn item(
 }
 
 /// Accounts each customer paid from before.
-pub async fn customer_accounts(conn: &mut PgConnection, tenant: Uuid) -> Result<HashMap<Uuid, Vec<String>>, sqlx::Error> {
+pub async fn customer_accounts(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+) -> Result<HashMap<Uuid, Vec<String>>, sqlx::Error> {
     let rows: Vec<(Uuid, String)> =
         sqlx::query_as("SELECT customer_id, account FROM customer_accounts WHERE tenant_id = $1 ORDER BY account")
             .bind(tenant)
@@ -359,6 +369,17 @@ pub async fn customer_accounts(conn: &mut PgConnection, tenant: Uuid) -> Result<
         out.entry(customer).or_default().push(account);
     }
     Ok(out)
+}
+
+/// RF references that stand for a customer rather than one invoice.
+pub async fn customer_references(conn: &mut PgConnection, tenant: Uuid) -> Result<HashMap<String, Uuid>, sqlx::Error> {
+    let rows: Vec<(String, Uuid)> = sqlx::query_as(
+        "SELECT reference, customer_id FROM payment_references WHERE tenant_id = $1 AND invoice_id IS NULL",
+    )
+    .bind(tenant)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 #[derive(Debug, Clone, FromRow)]

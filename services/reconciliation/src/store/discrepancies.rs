@@ -63,11 +63,14 @@ impl DiscrepancyRow {
     }
 }
 
-const COLUMNS: &str =
-    "id, kind, line_id, payout_id, invoice_id, currency, amount, expected, detail, status, resolved_by, resolution, created_at";
+const COLUMNS: &str = "id, kind, line_id, payout_id, invoice_id, currency, amount, expected, detail, status, resolved_by, resolution, created_at";
 
 /// Raise a discrepancy once; `None` when this kind was raised for this line or payout before.
-pub async fn raise(conn: &mut PgConnection, tenant: Uuid, d: &DiscrepancyRow) -> Result<Option<DiscrepancyRow>, sqlx::Error> {
+pub async fn raise(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    d: &DiscrepancyRow,
+) -> Result<Option<DiscrepancyRow>, sqlx::Error> {
     sqlx::query_as::<_, DiscrepancyRow>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO discrepancies (tenant_id, id, kind, line_id, payout_id, invoice_id, currency, amount, expected, detail) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING {COLUMNS}"

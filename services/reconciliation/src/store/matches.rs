@@ -96,15 +96,17 @@ pub async fn audit(
     actor: &str,
     reason: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO match_audit (tenant_id, match_id, line_id, action, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(tenant)
-        .bind(match_id)
-        .bind(line_id)
-        .bind(action)
-        .bind(actor)
-        .bind(reason)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO match_audit (tenant_id, match_id, line_id, action, actor, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(tenant)
+    .bind(match_id)
+    .bind(line_id)
+    .bind(action)
+    .bind(actor)
+    .bind(reason)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -178,7 +180,11 @@ pub async fn list(
 }
 
 /// The live (suggested or confirmed) match of each line among `lines`.
-pub async fn live_for_lines(conn: &mut PgConnection, tenant: Uuid, lines: &[Uuid]) -> Result<Vec<MatchRow>, sqlx::Error> {
+pub async fn live_for_lines(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    lines: &[Uuid],
+) -> Result<Vec<MatchRow>, sqlx::Error> {
     sqlx::query_as::<_, MatchRow>(sqlx::AssertSqlSafe(format!(
         "SELECT {MATCH_COLUMNS} FROM matches WHERE tenant_id = $1 AND line_id = ANY($2) \
          AND status IN ('suggested', 'confirmed') ORDER BY id"

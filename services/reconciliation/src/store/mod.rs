@@ -126,8 +126,8 @@ pub async fn insert_line(
 }
 
 pub mod book;
-pub mod matches;
 pub mod discrepancies;
+pub mod matches;
 
 pub async fn bank_accounts(
     pool: &PgPool,
