@@ -51,6 +51,24 @@ pub enum MethodIn {
     Mandate(String),
 }
 
+/// Money reconciliation matched to a customer's invoices and gave invoicing itself.
+#[derive(Debug, Clone)]
+pub struct MatchedPayment {
+    /// Reconciliation's payment (`rcm_…`).
+    pub payment: Uuid,
+    pub customer: Uuid,
+    pub items: Vec<MatchedItem>,
+}
+
+/// What a match brought for one invoice or installment.
+#[derive(Debug, Clone)]
+pub struct MatchedItem {
+    pub invoice: Option<Uuid>,
+    pub installment: Option<Uuid>,
+    pub amount: Decimal,
+    pub currency: String,
+}
+
 /// Tunables of the payments service.
 #[derive(Debug, Clone)]
 pub struct PaymentsOptions {
@@ -728,32 +746,17 @@ impl Payments {
         processor_ref: Option<&str>,
         received_on: Option<NaiveDate>,
     ) -> Result<()> {
-        let payment_id = cobro_kit::ids::format("pay", intent.id);
-        let customer_id = cobro_kit::ids::format("cus", intent.customer_id);
-        let invoice_ids: Vec<String> = intent.invoice_ids.iter().map(|i| cobro_kit::ids::format("inv", *i)).collect();
-        let installment_id = intent.installment_id.map(|i| cobro_kit::ids::format("ins", i)).unwrap_or_default();
-        let succeeded = ev::PaymentSucceeded {
-            payment_id: payment_id.clone(),
-            customer_id: customer_id.clone(),
-            amount: Some(money(intent.amount_received, &intent.currency)),
-            fee: Some(money(intent.fee, &intent.currency)),
-            method: intent.method.clone(),
-            invoice_ids: invoice_ids.clone(),
-            installment_id: installment_id.clone(),
-            autopay: intent.autopay_run_id.is_some(),
-            connector: intent.processor.clone().unwrap_or_default(),
-            processor_ref: processor_ref.unwrap_or_default().to_owned(),
-        };
-        self.publish(conn, intent, "payment.succeeded", &succeeded).await?;
+        let succeeded = succeeded_event(intent, processor_ref);
         let received = ev::PaymentReceived {
-            payment_id,
-            customer_id,
-            amount: Some(money(intent.amount_received, &intent.currency)),
+            payment_id: succeeded.payment_id.clone(),
+            customer_id: succeeded.customer_id.clone(),
+            amount: succeeded.amount.clone(),
             method: if intent.method == "card" { "card".to_owned() } else { "transfer".to_owned() },
             received_on: received_on.unwrap_or_else(|| Utc::now().date_naive()).to_string(),
-            invoice_ids,
-            installment_id,
+            invoice_ids: succeeded.invoice_ids.clone(),
+            installment_id: succeeded.installment_id.clone(),
         };
+        self.publish(conn, intent, "payment.succeeded", &succeeded).await?;
         self.publish(conn, intent, "payment.received", &received).await
     }
 
@@ -1118,6 +1121,75 @@ impl Payments {
         self.view(updated).await
     }
 
+    /// Reconciliation matched money to invoices on its own (`reconciliation.match_confirmed`)
+    /// and gave invoicing that money itself, as its payment `matched.payment`. This customer's
+    /// transfers and direct debits still waiting for their money that collect those invoices
+    /// (or installments) are settled by it, oldest first, each with what the match brought for
+    /// its invoices and never more than its amount; one the money does not reach keeps waiting.
+    /// Only `payment.succeeded` is published: invoicing applied the money already, and a
+    /// `payment.received` of ours would apply it twice. Runs in the consumer's transaction; a
+    /// payment settled once (`settled_by`) is never settled again.
+    pub async fn settle_matched(
+        &self,
+        conn: &mut PgConnection,
+        tenant: Uuid,
+        matched: &MatchedPayment,
+    ) -> Result<Vec<IntentRow>> {
+        if store::settled_by_exists(conn, tenant, matched.payment).await? {
+            return Ok(Vec::new());
+        }
+        let mut invoices: Vec<Uuid> = matched.items.iter().filter_map(|i| i.invoice).collect();
+        invoices.sort();
+        invoices.dedup();
+        let installments: Vec<Uuid> = matched.items.iter().filter_map(|i| i.installment).collect();
+        if invoices.is_empty() && installments.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The lock a payment takes when it checks the open balance: none starts on these
+        // invoices while their waiting payments turn into received money.
+        store::lock_targets(conn, tenant, &invoices).await?;
+        let waiting =
+            store::waiting_bank_payments_for_update(conn, tenant, matched.customer, &invoices, &installments).await?;
+        // What each item of the match still has for payments not settled yet.
+        let mut left: Vec<(&MatchedItem, Decimal)> =
+            matched.items.iter().map(|item| (item, item.amount.max(Decimal::ZERO))).collect();
+        let mut settled = Vec::new();
+        for row in waiting {
+            let own = |item: &MatchedItem| item.installment.is_some() && item.installment == row.installment_id;
+            let reaches = |item: &MatchedItem| {
+                item.currency == row.currency
+                    && (own(item) || item.invoice.is_some_and(|i| row.invoice_ids.contains(&i)))
+            };
+            let mut received = Decimal::ZERO;
+            // Its own installment's money first, then the rest of its invoices'.
+            for installment_first in [true, false] {
+                for (_, amount) in left.iter_mut().filter(|(item, _)| reaches(item) && own(item) == installment_first) {
+                    let take = (*amount).min(row.amount - received);
+                    *amount -= take;
+                    received += take;
+                }
+            }
+            if received <= Decimal::ZERO {
+                continue;
+            }
+            next(status_of(&row)?, IntentEvent::Approved)?;
+            let Some(updated) =
+                store::settle_by_reconciliation(conn, tenant, row.id, received, matched.payment).await?
+            else {
+                continue;
+            };
+            tracing::info!(
+                payment = %cobro_kit::ids::format("pay", updated.id),
+                by = %cobro_kit::ids::format("rcm", matched.payment),
+                received = %received,
+                "reconciliation settled a waiting bank payment"
+            );
+            self.publish(conn, &updated, "payment.succeeded", &succeeded_event(&updated, None)).await?;
+            settled.push(updated);
+        }
+        Ok(settled)
+    }
+
     /// The creditor reference of a customer (no invoice) or of one invoice, made on first use
     /// and announced so reconciliation can match it.
     pub(crate) async fn ensure_reference(
@@ -1304,6 +1376,22 @@ impl Payments {
 }
 
 /// The moment a timestamp is shown on the wire.
+/// The payment.succeeded of an intent: the receipt notifications send the customer.
+fn succeeded_event(intent: &IntentRow, processor_ref: Option<&str>) -> ev::PaymentSucceeded {
+    ev::PaymentSucceeded {
+        payment_id: cobro_kit::ids::format("pay", intent.id),
+        customer_id: cobro_kit::ids::format("cus", intent.customer_id),
+        amount: Some(money(intent.amount_received, &intent.currency)),
+        fee: Some(money(intent.fee, &intent.currency)),
+        method: intent.method.clone(),
+        invoice_ids: intent.invoice_ids.iter().map(|i| cobro_kit::ids::format("inv", *i)).collect(),
+        installment_id: intent.installment_id.map(|i| cobro_kit::ids::format("ins", i)).unwrap_or_default(),
+        autopay: intent.autopay_run_id.is_some(),
+        connector: intent.processor.clone().unwrap_or_default(),
+        processor_ref: processor_ref.unwrap_or_default().to_owned(),
+    }
+}
+
 pub fn ts(at: DateTime<Utc>) -> Option<prost_types::Timestamp> {
     cobro_kit::wire::timestamp(at)
 }

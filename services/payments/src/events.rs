@@ -1,19 +1,27 @@
 //! What payments consumes: invoicing's invoice events, kept as the `receivables` read model so
 //! a payment can be checked against the open balance without a call to invoicing, and autopay
-//! knows what falls due.
+//! knows what falls due; and reconciliation's confirmed matches, which settle the transfers and
+//! direct debits waiting for that money.
+
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use cobro_kit::events::{EventHandler, HandlerError};
-use cobro_proto::events::v1::{Envelope, InstallmentDue, InvoiceChanged, PaymentApplied};
+use cobro_proto::events::v1::{Envelope, InstallmentDue, InvoiceChanged, MatchDecided, PaymentApplied};
 use prost::Message;
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::app::{MatchedItem, MatchedPayment, Payments};
+use crate::error::PaymentsError;
 use crate::store;
 
 pub const INVOICING_TOPIC: &str = "cobro.invoicing.v1";
 pub const CONSUMER_GROUP: &str = "payments.invoices";
+pub const RECONCILIATION_TOPIC: &str = "cobro.reconciliation.v1";
+pub const RECONCILIATION_GROUP: &str = "payments.reconciliation";
+pub const MATCH_CONFIRMED: &str = "reconciliation.match_confirmed";
 
 fn permanent(what: &str) -> HandlerError {
     HandlerError::Permanent(format!("malformed {what}"))
@@ -39,7 +47,12 @@ impl EventHandler for InvoicesHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
         let tenant = Uuid::try_parse(&event.tenant_id).map_err(|_| permanent("tenant id"))?;
         match event.r#type.as_str() {
-            "invoice.issued" | "invoice.voided" | "invoice.paid" | "invoice.overdue" | "invoice.uncollectible" => {
+            "invoice.issued"
+            | "invoice.voided"
+            | "invoice.paid"
+            | "invoice.overdue"
+            | "invoice.uncollectible"
+            | "invoice.payment_reversed" => {
                 let e = InvoiceChanged::decode(event.payload.as_slice()).map_err(|_| permanent("InvoiceChanged"))?;
                 let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
                 let customer = uuid("cus", &e.customer_id, "customer_id")?;
@@ -69,8 +82,11 @@ impl EventHandler for InvoicesHandler {
                     let installment = uuid("ins", &e.installment_id, "installment_id")?;
                     store::lower_installment_due(conn, tenant, installment, applied).await?;
                 }
-                // Payments from elsewhere (a bank statement line) have other ids: nothing of ours.
-                if let Ok(payment) = cobro_kit::ids::parse("payment_id", "pay", &e.payment_id) {
+                // Ours, and reconciliation's (`rcm_`): a transfer of ours that reconciliation
+                // settled reaches invoicing as that payment. Other ids are nothing of ours.
+                let payment = cobro_kit::ids::parse("payment_id", "pay", &e.payment_id)
+                    .or_else(|_| cobro_kit::ids::parse("payment_id", "rcm", &e.payment_id));
+                if let Ok(payment) = payment {
                     store::record_application(conn, tenant, payment, invoice, applied).await?;
                 }
             }
@@ -84,6 +100,55 @@ impl EventHandler for InvoicesHandler {
             }
             _ => {}
         }
+        Ok(())
+    }
+}
+
+/// Settles waiting transfers and direct debits with the money of reconciliation's confirmed
+/// matches ([`Payments::settle_matched`]). Everything else on the topic (its `payment.received`
+/// is for invoicing) is ignored.
+pub struct ReconciliationHandler {
+    app: Arc<Payments>,
+}
+
+impl ReconciliationHandler {
+    pub fn new(app: Arc<Payments>) -> Self {
+        Self { app }
+    }
+}
+
+fn optional_uuid(prefix: &str, value: &str, what: &str) -> Result<Option<Uuid>, HandlerError> {
+    if value.is_empty() { Ok(None) } else { uuid(prefix, value, what).map(Some) }
+}
+
+impl EventHandler for ReconciliationHandler {
+    async fn handle(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        if event.r#type != MATCH_CONFIRMED {
+            return Ok(());
+        }
+        let tenant = Uuid::try_parse(&event.tenant_id).map_err(|_| permanent("tenant id"))?;
+        let e = MatchDecided::decode(event.payload.as_slice()).map_err(|_| permanent("MatchDecided"))?;
+        // A match of payouts, or of money nobody was found to owe: no payment of ours waits for it.
+        if e.payment_id.is_empty() || e.customer_id.is_empty() {
+            return Ok(());
+        }
+        let payment = uuid("rcm", &e.payment_id, "payment_id")?;
+        let customer = uuid("cus", &e.customer_id, "customer_id")?;
+        let mut items = Vec::with_capacity(e.items.len());
+        for item in &e.items {
+            let invoice = optional_uuid("inv", &item.invoice_id, "items.invoice_id")?;
+            let installment = optional_uuid("ins", &item.installment_id, "items.installment_id")?;
+            if invoice.is_none() && installment.is_none() {
+                continue;
+            }
+            let (amount, currency) = amount(item.amount.as_ref(), "items.amount")?;
+            items.push(MatchedItem { invoice, installment, amount, currency });
+        }
+        let matched = MatchedPayment { payment, customer, items };
+        self.app.settle_matched(conn, tenant, &matched).await.map_err(|err| match err {
+            PaymentsError::Database(err) => HandlerError::from(err),
+            other => HandlerError::Permanent(other.to_string()),
+        })?;
         Ok(())
     }
 }

@@ -82,8 +82,10 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> Result<(
     tokio::spawn(Arc::clone(&app).run_jobs(timings.job_interval, shutdown.clone()));
 
     let invoices = vec![events::INVOICING_TOPIC.to_owned()];
-    if let Err(error) = cobro_kit::events::ensure_topics(&ctx.kafka, &invoices).await {
-        tracing::warn!(%error, "cannot create the invoicing topic now; the consumer will wait for it");
+    let matches = vec![events::RECONCILIATION_TOPIC.to_owned()];
+    let topics = [invoices.clone(), matches.clone()].concat();
+    if let Err(error) = cobro_kit::events::ensure_topics(&ctx.kafka, &topics).await {
+        tracing::warn!(%error, "cannot create the invoicing and reconciliation topics now; the consumers will wait for them");
     }
     let consumer = cobro_kit::events::Consumer::new(
         ctx.pool.clone(),
@@ -93,6 +95,15 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> Result<(
     )
     .map_err(|source| ServiceError::Kafka { service: NAME, source })?;
     tokio::spawn(consumer.run(shutdown.clone()));
+    // Its own group (and inbox rows), so a slow or stuck match never holds back invoice events.
+    let reconciliation = cobro_kit::events::Consumer::new(
+        ctx.pool.clone(),
+        &ctx.kafka,
+        cobro_kit::events::ConsumerConfig::new(events::RECONCILIATION_GROUP, matches),
+        events::ReconciliationHandler::new(Arc::clone(&app)),
+    )
+    .map_err(|source| ServiceError::Kafka { service: NAME, source })?;
+    tokio::spawn(reconciliation.run(shutdown.clone()));
 
     let server = ctx
         .grpc_server()

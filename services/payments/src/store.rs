@@ -34,6 +34,9 @@ pub struct IntentRow {
     pub failure_message: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The reconciliation payment (`rcm_…`) that settled this transfer or direct debit, when
+    /// reconciliation matched the money on its own.
+    pub settled_by: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -308,7 +311,7 @@ pub async fn upsert_installment_due(
 const INTENT_COLUMNS: &str = "tenant_id, id, customer_id, amount, currency, status, method, card_token, \
     payment_method_id, mandate_id, invoice_ids, installment_id, link_id, autopay_run_id, description, \
     transfer_reference, return_url, next_action_url, processor, processor_ref, amount_received, amount_refunded, \
-    fee, failure_code, failure_message, created_at, updated_at";
+    fee, failure_code, failure_message, created_at, updated_at, settled_by";
 
 #[derive(Debug, Clone)]
 pub struct NewIntent {
@@ -607,6 +610,59 @@ pub async fn settle_intent(
     .await
 }
 
+/// Bank transfers and direct debits of a customer still waiting for their money that collect
+/// any of `invoices` (or `installments`), oldest first, locked for the caller's transaction.
+pub async fn waiting_bank_payments_for_update(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    customer: Uuid,
+    invoices: &[Uuid],
+    installments: &[Uuid],
+) -> Result<Vec<IntentRow>, sqlx::Error> {
+    sqlx::query_as::<_, IntentRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {INTENT_COLUMNS} FROM payment_intents WHERE tenant_id = $1 AND customer_id = $2 \
+         AND status = 'processing' AND method IN ('bank_transfer', 'direct_debit') \
+         AND (invoice_ids && $3 OR installment_id = ANY($4)) ORDER BY created_at, id FOR UPDATE"
+    )))
+    .bind(tenant)
+    .bind(customer)
+    .bind(invoices)
+    .bind(installments)
+    .fetch_all(conn)
+    .await
+}
+
+/// Whether a reconciliation payment already settled one of this tenant's intents.
+pub async fn settled_by_exists(conn: &mut PgConnection, tenant: Uuid, payment: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM payment_intents WHERE tenant_id = $1 AND settled_by = $2)")
+        .bind(tenant)
+        .bind(payment)
+        .fetch_one(conn)
+        .await
+}
+
+/// A waiting transfer or direct debit settled by a reconciliation payment: succeeded with what
+/// that payment brought for it. Only from `processing`, so it applies once.
+pub async fn settle_by_reconciliation(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    amount_received: Decimal,
+    payment: Uuid,
+) -> Result<Option<IntentRow>, sqlx::Error> {
+    sqlx::query_as::<_, IntentRow>(sqlx::AssertSqlSafe(format!(
+        "UPDATE payment_intents SET status = 'succeeded', amount_received = $3, settled_by = $4, \
+         updated_at = now(), succeeded_at = now() \
+         WHERE tenant_id = $1 AND id = $2 AND status = 'processing' RETURNING {INTENT_COLUMNS}"
+    )))
+    .bind(tenant)
+    .bind(id)
+    .bind(amount_received)
+    .bind(payment)
+    .fetch_optional(conn)
+    .await
+}
+
 pub async fn set_status(conn: &mut PgConnection, tenant: Uuid, id: Uuid, status: &str) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE payment_intents SET status = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2")
         .bind(tenant)
@@ -650,7 +706,9 @@ pub async fn link_taken(conn: &mut PgConnection, tenant: Uuid, link: Uuid, excep
 }
 
 /// What other payments on these invoices will take or took but invoicing has not applied yet:
-/// card and direct-debit payments on their way, and successes not yet in the balance.
+/// card and direct-debit payments on their way, and successes not yet in the balance. A payment
+/// that reconciliation settled reaches invoicing as reconciliation's own payment (`settled_by`),
+/// so what invoicing applied of that payment to its invoices is what it no longer holds.
 pub async fn unapplied_payments(
     conn: &mut PgConnection,
     tenant: Uuid,
@@ -662,7 +720,8 @@ pub async fn unapplied_payments(
            CASE WHEN i.status = 'succeeded' THEN i.amount_received ELSE i.amount END - COALESCE(a.applied, 0), 0)), 0) \
          FROM payment_intents i \
          LEFT JOIN LATERAL (SELECT sum(amount) AS applied FROM payment_applications pa \
-           WHERE pa.tenant_id = i.tenant_id AND pa.payment_id = i.id) a ON true \
+           WHERE pa.tenant_id = i.tenant_id AND pa.payment_id = COALESCE(i.settled_by, i.id) \
+           AND (i.settled_by IS NULL OR pa.invoice_id = ANY(i.invoice_ids))) a ON true \
          WHERE i.tenant_id = $1 AND i.invoice_ids && $2 AND i.id <> $3 \
          AND (i.status = 'succeeded' \
               OR (i.status IN ('processing', 'requires_action') AND i.method = 'card') \
