@@ -16,7 +16,7 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status, Streaming};
 use uuid::Uuid;
 
-use crate::app::{ManualItem, MatchRun, Reconciliation};
+use crate::app::{Decision, ManualItem, MatchRun, Reconciliation};
 use crate::domain::formats::csv::CsvMapping;
 use crate::domain::formats::detect::MAX_FILE_BYTES;
 use crate::domain::report;
@@ -291,6 +291,20 @@ impl ReconciliationApi {
         })
     }
 
+    async fn decide(
+        &self,
+        decision: Decision,
+        req: &Request<pb::DecideMatchRequest>,
+    ) -> std::result::Result<pb::Match, Status> {
+        let p = principal(req)?;
+        require(p, "recon:confirm")?;
+        let r = req.get_ref();
+        let target = id("match_id", "mat", &r.match_id)?;
+        let reason = text("reason", &r.reason, 500)?;
+        let (m, items) = self.app.decide(decision, p.tenant_id, target, &p.subject, &reason).await?;
+        Ok(matched(&m, &items))
+    }
+
     async fn update_settings(&self, p: &Principal, s: &pb::Settings) -> Result<pb::Settings> {
         require(p, "recon:write")?;
         let threshold = decimal("auto_confirm_threshold", &s.auto_confirm_threshold)?;
@@ -426,36 +440,15 @@ impl ReconciliationService for ReconciliationApi {
     }
 
     async fn confirm_match(&self, req: Request<pb::DecideMatchRequest>) -> Answer<pb::Match> {
-        let p = principal(&req)?;
-        require(p, "recon:confirm")?;
-        let r = req.get_ref();
-        let (m, items) = self
-            .app
-            .confirm(p.tenant_id, id("match_id", "mat", &r.match_id)?, &p.subject, &text("reason", &r.reason, 500)?)
-            .await?;
-        Ok(Response::new(matched(&m, &items)))
+        Ok(Response::new(self.decide(Decision::Confirm, &req).await?))
     }
 
     async fn reject_match(&self, req: Request<pb::DecideMatchRequest>) -> Answer<pb::Match> {
-        let p = principal(&req)?;
-        require(p, "recon:confirm")?;
-        let r = req.get_ref();
-        let (m, items) = self
-            .app
-            .reject(p.tenant_id, id("match_id", "mat", &r.match_id)?, &p.subject, &text("reason", &r.reason, 500)?)
-            .await?;
-        Ok(Response::new(matched(&m, &items)))
+        Ok(Response::new(self.decide(Decision::Reject, &req).await?))
     }
 
     async fn unmatch(&self, req: Request<pb::DecideMatchRequest>) -> Answer<pb::Match> {
-        let p = principal(&req)?;
-        require(p, "recon:confirm")?;
-        let r = req.get_ref();
-        let (m, items) = self
-            .app
-            .unmatch(p.tenant_id, id("match_id", "mat", &r.match_id)?, &p.subject, &text("reason", &r.reason, 500)?)
-            .await?;
-        Ok(Response::new(matched(&m, &items)))
+        Ok(Response::new(self.decide(Decision::Unmatch, &req).await?))
     }
 
     async fn manual_match(&self, req: Request<pb::ManualMatchRequest>) -> Answer<pb::Match> {

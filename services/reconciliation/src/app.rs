@@ -56,6 +56,17 @@ pub struct ManualItem {
     pub amount: Option<Decimal>,
 }
 
+/// What a person decides about a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// A suggestion accepted.
+    Confirm,
+    /// A suggestion turned down.
+    Reject,
+    /// A confirmed match undone.
+    Unmatch,
+}
+
 pub struct Reconciliation {
     pool: PgPool,
 }
@@ -503,6 +514,21 @@ impl Reconciliation {
         Ok(raised)
     }
 
+    pub async fn decide(
+        &self,
+        decision: Decision,
+        tenant: Uuid,
+        id: Uuid,
+        actor: &str,
+        reason: &str,
+    ) -> Result<(MatchRow, Vec<MatchItemRow>)> {
+        match decision {
+            Decision::Confirm => self.confirm(tenant, id, actor, reason).await,
+            Decision::Reject => self.reject(tenant, id, actor, reason).await,
+            Decision::Unmatch => self.unmatch(tenant, id, actor, reason).await,
+        }
+    }
+
     /// A person accepts a suggestion.
     pub async fn confirm(
         &self,
@@ -513,10 +539,7 @@ impl Reconciliation {
     ) -> Result<(MatchRow, Vec<MatchItemRow>)> {
         let mut tx = self.pool.begin().await?;
         store::lock_tenant(&mut tx, tenant).await?;
-        let m = matches::get_for_update(&mut tx, tenant, id).await?.ok_or(ReconciliationError::NotFound("match"))?;
-        if m.status != "suggested" {
-            return Err(ReconciliationError::conflict("match_not_suggested", format!("the match is {}", m.status)));
-        }
+        let m = locked_match(&mut tx, tenant, id, "suggested").await?;
         let line = store::line(&mut tx, tenant, m.line_id).await?.ok_or(ReconciliationError::NotFound("bank line"))?;
         let items = matches::items(&mut tx, tenant, &[m.id]).await?;
         let mut rows = Vec::new();
@@ -552,10 +575,7 @@ impl Reconciliation {
         reason: &str,
     ) -> Result<(MatchRow, Vec<MatchItemRow>)> {
         let mut tx = self.pool.begin().await?;
-        let m = matches::get_for_update(&mut tx, tenant, id).await?.ok_or(ReconciliationError::NotFound("match"))?;
-        if m.status != "suggested" {
-            return Err(ReconciliationError::conflict("match_not_suggested", format!("the match is {}", m.status)));
-        }
+        let m = locked_match(&mut tx, tenant, id, "suggested").await?;
         let decided = matches::decide(&mut tx, tenant, &m, "rejected", actor, reason, "").await?;
         store::set_line_status(&mut tx, tenant, m.line_id, "unmatched").await?;
         let items = matches::items(&mut tx, tenant, &[m.id]).await?;
@@ -576,10 +596,7 @@ impl Reconciliation {
         }
         let mut tx = self.pool.begin().await?;
         store::lock_tenant(&mut tx, tenant).await?;
-        let m = matches::get_for_update(&mut tx, tenant, id).await?.ok_or(ReconciliationError::NotFound("match"))?;
-        if m.status != "confirmed" {
-            return Err(ReconciliationError::conflict("match_not_confirmed", format!("the match is {}", m.status)));
-        }
+        let m = locked_match(&mut tx, tenant, id, "confirmed").await?;
         let line = store::line(&mut tx, tenant, m.line_id).await?.ok_or(ReconciliationError::NotFound("bank line"))?;
         let items = matches::items(&mut tx, tenant, &[m.id]).await?;
         let decided = matches::decide(&mut tx, tenant, &m, "reversed", actor, reason, "").await?;
@@ -863,6 +880,16 @@ fn payer_by_reference(
         bank.counterparty_account = stand_in;
     }
     bank
+}
+
+/// The match, locked for a decision that only a match in `status` may take.
+async fn locked_match(tx: &mut PgConnection, tenant: Uuid, id: Uuid, status: &str) -> Result<MatchRow> {
+    let m = matches::get_for_update(tx, tenant, id).await?.ok_or(ReconciliationError::NotFound("match"))?;
+    if m.status != status {
+        let code = if status == "suggested" { "match_not_suggested" } else { "match_not_confirmed" };
+        return Err(ReconciliationError::conflict(code, format!("the match is {}, not {status}", m.status)));
+    }
+    Ok(m)
 }
 
 fn invoice_numbers(items: &[MatchItemRow]) -> String {
