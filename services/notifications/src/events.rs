@@ -146,6 +146,7 @@ impl EventHandler for Handler {
             | "invoice.paid"
             | "invoice.overdue"
             | "invoice.uncollectible"
+            | "invoice.payment_reversed"
             | "hardship.requested"
             | "hardship.resolved"
             | "dispute.opened"

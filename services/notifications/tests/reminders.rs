@@ -839,3 +839,21 @@ async fn a_tenants_own_wording_replaces_the_built_in_one_for_one_off_messages() 
     assert!(mails[0].data.contains(&number));
     h.finish().await;
 }
+
+#[tokio::test]
+async fn a_payment_taken_back_brings_the_reminders_back() {
+    let h = H::new().await;
+    h.policy().await;
+    let customer = h.customer("ana@cliente.test").await;
+    let invoice = h.issue(customer, 10).await;
+    let paid = h.invoice_event(invoice, customer, "paid", "0.00", 10);
+    h.deliver("invoice.paid", &paid.invoice_id.clone(), &paid).await;
+    assert_eq!(h.count("SELECT count(*) FROM messages WHERE status = 'planned' AND step IS NOT NULL").await, 0);
+
+    // The bank match that paid it was undone: the invoice is open again, and so are its reminders.
+    let reopened = h.invoice_event(invoice, customer, "open", "1000.00", 10);
+    h.deliver("invoice.payment_reversed", &reopened.invoice_id.clone(), &reopened).await;
+    let planned = statuses(&h.preview(invoice).await);
+    assert!(planned.iter().filter(|(_, status)| status == "planned").count() >= 3, "{planned:?}");
+    h.finish().await;
+}
