@@ -27,7 +27,7 @@ ARG CARGO_CHEF_VERSION=0.1.78
 # for librdkafka, which rdkafka-sys builds from source with libz.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
-        protobuf-compiler libprotobuf-dev cmake pkg-config zlib1g-dev \
+        protobuf-compiler libprotobuf-dev cmake pkg-config zlib1g-dev libssl-dev \
     && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}"
 WORKDIR /src
@@ -51,7 +51,7 @@ RUN cargo build --release --locked -p cobro \
 FROM ${RUNTIME_IMAGE} AS runtime
 # ca-certificates: TLS to processors, SMTP and managed databases; zlib1g: librdkafka's libz.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates zlib1g \
+    && apt-get install -y --no-install-recommends ca-certificates zlib1g libssl3 \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 cobro \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -133,6 +133,15 @@ COBRO__KAFKA__BROKERS: {{ join "," $root.Values.kafka.brokers | quote }}
 COBRO__KAFKA__PARTITIONS: {{ $root.Values.kafka.partitions | quote }}
 COBRO__KAFKA__REPLICATION_FACTOR: {{ $root.Values.kafka.replicationFactor | quote }}
 COBRO__KAFKA__IDEMPOTENT_PRODUCER: {{ $root.Values.kafka.idempotentProducer | quote }}
+{{- if $root.Values.kafka.tls.enabled }}
+{{- if not $root.Values.kafka.tls.caSecret }}
+{{- fail "kafka.tls.caSecret is required with kafka.tls.enabled: the Secret holding the brokers' CA certificate" }}
+{{- end }}
+COBRO__KAFKA__SECURITY_PROTOCOL: "ssl"
+COBRO__KAFKA__SSL_CA_LOCATION: {{ printf "/etc/cobro/kafka-ca/%s" $root.Values.kafka.tls.caKey | quote }}
+COBRO__KAFKA__SSL_CERTIFICATE_LOCATION: "/etc/cobro/kafka-user/user.crt"
+COBRO__KAFKA__SSL_KEY_LOCATION: "/etc/cobro/kafka-user/user.key"
+{{- end }}
 COBRO__GRPC__DRAIN_DELAY: {{ $root.Values.config.drainDelay | quote }}
 COBRO__AUTH__IDENTITY_URL: {{ include "cobro.identityUrl" $root | quote }}
 {{- end }}

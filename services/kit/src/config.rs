@@ -247,6 +247,23 @@ pub struct KafkaConfig {
     /// default; see docs/events.md for the development broker's exception.
     #[serde(default = "default_true")]
     pub idempotent_producer: bool,
+    /// `plaintext` (development) or `ssl`: TLS to the brokers, with a client certificate when
+    /// `ssl_certificate_location` and `ssl_key_location` are set (mutual TLS, as Strimzi's
+    /// KafkaUsers of type tls expect).
+    #[serde(default = "default_security_protocol")]
+    pub security_protocol: String,
+    /// PEM file of the CA that signed the brokers' certificates (the system's when unset).
+    #[serde(default)]
+    pub ssl_ca_location: Option<String>,
+    /// PEM files of this service's client certificate and key.
+    #[serde(default)]
+    pub ssl_certificate_location: Option<String>,
+    #[serde(default)]
+    pub ssl_key_location: Option<String>,
+}
+
+fn default_security_protocol() -> String {
+    "plaintext".to_owned()
 }
 
 fn default_true() -> bool {
@@ -270,6 +287,10 @@ impl Default for KafkaConfig {
             partitions: default_partitions(),
             replication_factor: default_replication(),
             idempotent_producer: true,
+            security_protocol: default_security_protocol(),
+            ssl_ca_location: None,
+            ssl_certificate_location: None,
+            ssl_key_location: None,
         }
     }
 }
@@ -290,6 +311,30 @@ impl Validate for KafkaConfig {
         }
         if self.replication_factor < 1 {
             return Err(ConfigError::invalid(&format!("{prefix}.replication_factor"), "must be at least 1"));
+        }
+        match self.security_protocol.as_str() {
+            "plaintext" => {
+                let tls_set = [&self.ssl_ca_location, &self.ssl_certificate_location, &self.ssl_key_location]
+                    .iter()
+                    .any(|v| v.is_some());
+                if tls_set {
+                    return Err(ConfigError::invalid(
+                        &format!("{prefix}.security_protocol"),
+                        "must be `ssl` when ssl_* locations are set",
+                    ));
+                }
+            }
+            "ssl" => {
+                if self.ssl_certificate_location.is_some() != self.ssl_key_location.is_some() {
+                    return Err(ConfigError::invalid(
+                        &format!("{prefix}.ssl_key_location"),
+                        "a client certificate needs its key, and a key its certificate",
+                    ));
+                }
+            }
+            _ => {
+                return Err(ConfigError::invalid(&format!("{prefix}.security_protocol"), "must be plaintext or ssl"));
+            }
         }
         Ok(())
     }

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use cobro_proto::events::v1::Envelope;
 use prost::Message as _;
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers, Message};
@@ -108,8 +107,7 @@ pub struct Consumer<H> {
 
 impl<H: EventHandler> Consumer<H> {
     pub fn new(pool: PgPool, kafka: &KafkaConfig, config: ConsumerConfig, handler: H) -> Result<Self, KafkaError> {
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", kafka.bootstrap_servers())
+        let consumer: StreamConsumer = super::client_config(kafka)
             .set("group.id", &config.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")

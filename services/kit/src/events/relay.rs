@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -261,8 +260,7 @@ impl Relay {
 
 fn producer(kafka: &KafkaConfig, config: &RelayConfig) -> Result<FutureProducer, KafkaError> {
     let timeout_ms = config.delivery_timeout.as_millis().to_string();
-    ClientConfig::new()
-        .set("bootstrap.servers", kafka.bootstrap_servers())
+    super::client_config(kafka)
         .set("enable.idempotence", if kafka.idempotent_producer { "true" } else { "false" })
         // Without idempotence, one request in flight keeps each partition in order.
         .set("max.in.flight.requests.per.connection", if kafka.idempotent_producer { "5" } else { "1" })
