@@ -1,5 +1,8 @@
-//! The HTTP gateway. Placeholder until the portal lands: it listens on its port and answers
-//! `/healthz`. It is stateless and owns no schema.
+//! The HTTP gateway. So far: the foundations of its pages and forms (`web`: sessions in Redis,
+//! CSRF tokens, security headers, per-address limits, language) and `/healthz`; the portal,
+//! console and REST API are still to come. It is stateless and owns no schema.
+
+pub mod web;
 
 use std::net::SocketAddr;
 
@@ -35,10 +38,17 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> Result<(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
-    let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    let app = router(false);
     tracing::info!(addr = %config.listen, "gateway listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
         .map_err(|source| GatewayError::Bind { addr: config.listen, source })
+}
+
+/// The gateway's routes, with security headers on every response (`secure`: served over TLS).
+pub fn router(secure: bool) -> axum::Router {
+    axum::Router::new()
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .layer(axum::middleware::from_fn(move |request, next| web::headers::apply(secure, request, next)))
 }
