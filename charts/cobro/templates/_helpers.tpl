@@ -108,7 +108,8 @@ Service facts.
 {{/*
 The non-secret environment of a service: its ConfigMap's data. Call with
 (dict "root" $ "name" $name "svc" $svc). Only what the service reads: the gateway's
-configuration section refuses unknown keys, so it gets its listen address and telemetry only.
+configuration section refuses unknown keys, so it gets its listen address, telemetry, identity's
+address and Redis only (sessions, limits).
 */}}
 {{- define "cobro.configData" -}}
 {{- $root := .root }}
@@ -143,6 +144,9 @@ COBRO__KAFKA__SSL_CERTIFICATE_LOCATION: "/etc/cobro/kafka-user/user.crt"
 COBRO__KAFKA__SSL_KEY_LOCATION: "/etc/cobro/kafka-user/user.key"
 {{- end }}
 COBRO__GRPC__DRAIN_DELAY: {{ $root.Values.config.drainDelay | quote }}
+COBRO__AUTH__IDENTITY_URL: {{ include "cobro.identityUrl" $root | quote }}
+{{- end }}
+{{- if eq $name "gateway" }}
 COBRO__AUTH__IDENTITY_URL: {{ include "cobro.identityUrl" $root | quote }}
 {{- end }}
 {{- if eq $name "payments" }}
@@ -181,8 +185,10 @@ The secret environment of a service: env entries with secretKeyRef. Call with
 {{- if include "cobro.hasDatabase" $svc }}
 {{ include "cobro.secretEnvVar" (dict "env" (printf "%sDATABASE_URL" $prefix) "ref" $svc.database "what" (printf "services.%s.database" $name) "help" (printf "the %s database URL, postgres://cobro_%s:…@host:5432/cobro" $name $name)) }}
 {{- end }}
-{{- if eq $name "identity" }}
+{{- if or (eq $name "identity") (eq $name "gateway") }}
 {{ include "cobro.secretEnvVar" (dict "env" "COBRO__REDIS__URL" "ref" $root.Values.redis "what" "redis" "help" "the Redis URL, redis://[:password@]host:6379") }}
+{{- end }}
+{{- if eq $name "identity" }}
 {{ include "cobro.secretEnvVar" (dict "env" "COBRO__IDENTITY__DATA_KEY" "ref" $svc.dataKey "what" "services.identity.dataKey" "help" "identity's data key, base64 of 32 bytes") }}
 {{ include "cobro.secretEnvVar" (dict "env" "COBRO__IDENTITY__API_KEY_PEPPER" "ref" $svc.apiKeyPepper "what" "services.identity.apiKeyPepper" "help" "identity's API key pepper, base64 of at least 32 bytes") }}
 {{- end }}

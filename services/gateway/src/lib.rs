@@ -2,6 +2,7 @@
 //! CSRF tokens, security headers, per-address limits, language) and `/healthz`; the portal,
 //! console and REST API are still to come. It is stateless and owns no schema.
 
+pub mod pages;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -17,13 +18,36 @@ pub const NAME: &str = "gateway";
 pub struct GatewayConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Served over TLS (behind the ingress): cookies get `Secure` and responses HSTS.
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// A session ends after this long without a request...
+    #[serde(default = "default_session_idle")]
+    pub session_idle: String,
+    /// ...and at the latest this long after sign-in.
+    #[serde(default = "default_session_absolute")]
+    pub session_absolute: String,
+}
+
+fn default_session_idle() -> String {
+    "30m".to_owned()
+}
+
+fn default_session_absolute() -> String {
+    "12h".to_owned()
 }
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 
-impl Validate for GatewayConfig {}
+impl Validate for GatewayConfig {
+    fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        cobro_kit::config::parse_duration(&format!("{prefix}.session_idle"), &self.session_idle)?;
+        cobro_kit::config::parse_duration(&format!("{prefix}.session_absolute"), &self.session_absolute)?;
+        Ok(())
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
@@ -31,14 +55,38 @@ pub enum GatewayError {
     Config(#[from] ConfigError),
     #[error("gateway: cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("gateway: identity at {url}: {source}")]
+    Identity { url: String, source: tonic::transport::Error },
 }
 
 pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> Result<(), GatewayError> {
     let config: GatewayConfig = settings.section(NAME)?;
+    let redis_config: cobro_kit::cache::RedisConfig = settings.section("redis")?;
+    let auth: cobro_kit::service::AuthConfig = settings.section("auth")?;
+    let idle = cobro_kit::config::parse_duration("gateway.session_idle", &config.session_idle)?;
+    let absolute = cobro_kit::config::parse_duration("gateway.session_absolute", &config.session_absolute)?;
+    let redis = cobro_kit::cache::connect_lazy(&redis_config)?;
+    let channel = cobro_kit::grpc::connect_lazy(&auth.identity_url, std::time::Duration::from_secs(10))
+        .map_err(|source| GatewayError::Identity { url: auth.identity_url.clone(), source })?;
+    let jwks: std::sync::Arc<dyn cobro_kit::auth::JwksSource> =
+        std::sync::Arc::new(cobro_kit::auth::IdentityJwks::new(channel.clone()));
+    let verifier = cobro_kit::auth::Verifier::new(
+        std::sync::Arc::new(cobro_kit::auth::JwksCache::new(jwks)),
+        auth.issuer.clone(),
+        auth.audience.clone(),
+    );
+    let pages = pages::Pages {
+        sessions: web::session::SessionStore::new(redis.clone(), "cobro:gateway", idle, absolute),
+        limiter: web::limits::RateLimiter::new(redis, "cobro:gateway:limit"),
+        identity: cobro_proto::identity::v1::identity_service_client::IdentityServiceClient::new(channel),
+        verifier: std::sync::Arc::new(verifier),
+        templates: pages::templates(),
+        secure: config.secure_cookies,
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| GatewayError::Bind { addr: config.listen, source })?;
-    let app = router(false);
+    let app = router_with_pages(std::sync::Arc::new(pages));
     tracing::info!(addr = %config.listen, "gateway listening");
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -48,7 +96,25 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> Result<(
 
 /// The gateway's routes, with security headers on every response (`secure`: served over TLS).
 pub fn router(secure: bool) -> axum::Router {
-    axum::Router::new()
+    base(axum::Router::new(), secure)
+}
+
+/// The routes with the sign-in pages, which need Redis and identity.
+pub fn router_with_pages(pages: std::sync::Arc<pages::Pages>) -> axum::Router {
+    use axum::routing::{get, post};
+    let secure = pages.secure;
+    let routes = axum::Router::new()
+        .route("/", get(pages::home))
+        .route("/signin", get(pages::signin_form).post(pages::signin))
+        .route("/signin/mfa", get(pages::mfa_form).post(pages::mfa))
+        .route("/signout", post(pages::signout))
+        .route("/static/cobro.css", get(pages::stylesheet))
+        .with_state(pages);
+    base(routes, secure)
+}
+
+fn base(routes: axum::Router, secure: bool) -> axum::Router {
+    routes
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .layer(axum::middleware::from_fn(move |request, next| web::headers::apply(secure, request, next)))
 }

@@ -1,0 +1,468 @@
+//! Sign-in and sign-out for staff and portal contacts, through identity: password, then the
+//! second factor when the tenant's policy asks for it. Every form carries the session's CSRF
+//! token; sign-in attempts are limited per address; errors say what a person can do about them
+//! and never which of email or password was wrong.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Form;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::http::header::{self, HeaderMap, HeaderValue};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
+use cobro_proto::identity::v1 as pb;
+use cobro_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use minijinja::{Environment, context};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use tonic::transport::Channel;
+
+use crate::web::csrf;
+use crate::web::i18n::{self, Language};
+use crate::web::limits::{Allowance, RateLimiter};
+use crate::web::session::{self, SessionData, SessionId, SessionStore, SignedIn};
+
+/// Sign-in attempts per address and window, before identity's own per-account lockout.
+const SIGNIN_LIMIT: u32 = 20;
+const SIGNIN_WINDOW: Duration = Duration::from_secs(300);
+
+pub struct Pages {
+    pub sessions: SessionStore,
+    pub limiter: RateLimiter,
+    pub identity: IdentityServiceClient<Channel>,
+    /// Checks identity's tokens against its published keys, as every service does.
+    pub verifier: Arc<cobro_kit::auth::Verifier>,
+    pub templates: Environment<'static>,
+    /// Served over TLS: cookies get `Secure`.
+    pub secure: bool,
+}
+
+const TEMPLATES: [(&str, &str); 4] = [
+    ("layout.html", include_str!("../templates/layout.html")),
+    ("signin.html", include_str!("../templates/signin.html")),
+    ("mfa.html", include_str!("../templates/mfa.html")),
+    ("home.html", include_str!("../templates/home.html")),
+];
+
+pub fn templates() -> Environment<'static> {
+    let mut env = Environment::new();
+    for (name, source) in TEMPLATES {
+        // The templates are part of the binary; one that does not parse fails the tests.
+        if let Err(error) = env.add_template(name, source) {
+            tracing::error!(%error, name, "template does not parse");
+        }
+    }
+    env
+}
+
+pub const STYLESHEET: &str = include_str!("../templates/cobro.css");
+
+/// The words of the pages, per language.
+fn words(lang: Language) -> minijinja::Value {
+    let pick = |es: &'static str, en: &'static str| if lang == Language::Es { es } else { en };
+    context! {
+        language => pick("Idioma", "Language"),
+        signin_title => pick("Iniciar sesión", "Sign in"),
+        organisation => pick("Organización", "Organisation"),
+        email => pick("Correo electrónico", "Email"),
+        password => pick("Contraseña", "Password"),
+        signin => pick("Entrar", "Sign in"),
+        mfa_title => pick("Verificación en dos pasos", "Two-step verification"),
+        mfa_help => pick(
+            "Escribe el código de tu aplicación de autenticación o uno de tus códigos de recuperación.",
+            "Enter the code from your authenticator app or one of your recovery codes."
+        ),
+        mfa_code => pick("Código", "Code"),
+        continue => pick("Continuar", "Continue"),
+        welcome => pick("Bienvenido", "Welcome"),
+        signed_in_as => pick("Sesión iniciada como", "Signed in as"),
+        signout => pick("Cerrar sesión", "Sign out"),
+    }
+}
+
+/// What to tell a person when identity refuses, by its machine code.
+fn refusal(lang: Language, code: &str) -> &'static str {
+    let pick = |es: &'static str, en: &'static str| if lang == Language::Es { es } else { en };
+    match code {
+        "account_locked" => pick(
+            "La cuenta está bloqueada por demasiados intentos. Inténtalo más tarde o pide a un administrador que la desbloquee.",
+            "The account is locked after too many attempts. Try again later or ask an administrator to unlock it.",
+        ),
+        "too_many_attempts" => {
+            pick("Demasiados intentos. Espera unos minutos.", "Too many attempts. Wait a few minutes.")
+        }
+        "invalid_mfa_code" => pick("El código no es válido.", "That code is not valid."),
+        "mfa_challenge_invalid" => {
+            pick("La verificación caducó. Vuelve a iniciar sesión.", "The verification expired. Sign in again.")
+        }
+        "mfa_enrolment_required" => pick(
+            "Tu organización exige verificación en dos pasos y tu cuenta aún no la tiene. Pide a un administrador que la configure.",
+            "Your organisation requires two-step verification and your account has none yet. Ask an administrator to set it up.",
+        ),
+        "unavailable" | "internal" => pick(
+            "No podemos iniciar sesión ahora. Inténtalo en un momento.",
+            "Signing in is not possible right now. Try again in a moment.",
+        ),
+        _ => pick("Correo o contraseña incorrectos.", "Wrong email or password."),
+    }
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// The end user's address: the first hop of `X-Forwarded-For` set by the ingress, else unknown
+/// (the limit then counts every such request together, which fails safe).
+fn client_ip(headers: &HeaderMap) -> String {
+    headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
+        .unwrap_or("unknown")
+        .to_owned()
+}
+
+fn server_error() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "The service is unavailable; try again shortly.").into_response()
+}
+
+#[derive(Debug, Deserialize, Default)]
+pub struct LangQuery {
+    pub lang: Option<String>,
+}
+
+impl Pages {
+    /// The request's session, or a new one (not yet stored).
+    async fn session(&self, headers: &HeaderMap) -> Result<(Option<SessionId>, SessionData), Response> {
+        let language = i18n::Language::choose(
+            cookie(headers, i18n::COOKIE),
+            headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+        );
+        if let Some(id) = cookie(headers, session::COOKIE).and_then(SessionId::from_cookie) {
+            match self.sessions.load(&id).await {
+                Ok(Some(data)) => return Ok((Some(id), data)),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "session store unavailable");
+                    return Err(server_error());
+                }
+            }
+        }
+        Ok((None, SessionData::new(language)))
+    }
+
+    /// Store the session (under its id, or a new one) and answer with `response`, setting the
+    /// cookie when the id is new.
+    async fn respond(&self, id: Option<SessionId>, data: &SessionData, response: Response) -> Response {
+        let (id, new) = match id {
+            Some(id) => match self.sessions.save(&id, data).await {
+                Ok(()) => (id, false),
+                Err(_) => return server_error(),
+            },
+            None => match self.sessions.create(data).await {
+                Ok(id) => (id, true),
+                Err(_) => return server_error(),
+            },
+        };
+        let mut response = response;
+        if new && let Ok(value) = HeaderValue::from_str(&session::set_cookie(&id, self.secure)) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        response
+    }
+
+    fn render(&self, name: &str, data: &SessionData, extra: minijinja::Value) -> Response {
+        let lang = data.language;
+        let page = self.templates.get_template(name).and_then(|t| {
+            t.render(context! { lang => lang.code(), t => words(lang), csrf => data.csrf.clone(), ..extra })
+        });
+        match page {
+            Ok(html) => Html(html).into_response(),
+            Err(error) => {
+                tracing::error!(%error, name, "page did not render");
+                server_error()
+            }
+        }
+    }
+
+    fn with_language(data: &mut SessionData, query: &LangQuery) -> Option<HeaderValue> {
+        let chosen = query.lang.as_deref().and_then(Language::parse)?;
+        data.language = chosen;
+        HeaderValue::from_str(&format!("{}={}; Path=/; SameSite=Lax; Max-Age=31536000", i18n::COOKIE, chosen.code()))
+            .ok()
+    }
+}
+
+pub async fn home(State(p): State<Arc<Pages>>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+    let (id, mut data) = match p.session(&headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let lang_cookie = Pages::with_language(&mut data, &q);
+    let Some(signed_in) = data.signed_in.clone() else { return Redirect::to("/signin").into_response() };
+    let mut response = p.render("home.html", &data, context! { title => "Cobro", subject => signed_in.subject });
+    if let Some(value) = lang_cookie {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    p.respond(id, &data, response).await
+}
+
+pub async fn signin_form(State(p): State<Arc<Pages>>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+    let (id, mut data) = match p.session(&headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let lang_cookie = Pages::with_language(&mut data, &q);
+    let title = words(data.language).get_attr("signin_title").unwrap_or_default();
+    let mut response =
+        p.render("signin.html", &data, context! { title => title, tenant => "", email => "", error => "" });
+    if let Some(value) = lang_cookie {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    p.respond(id, &data, response).await
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn forbidden() -> Response {
+    (StatusCode::FORBIDDEN, "The form expired or did not come from this site; reload the page and try again.")
+        .into_response()
+}
+
+fn timestamp(t: Option<prost_types::Timestamp>) -> DateTime<Utc> {
+    t.and_then(|t| DateTime::from_timestamp(t.seconds, 0)).unwrap_or_else(Utc::now)
+}
+
+impl Pages {
+    /// The session as identity gave it, its token checked, for the gateway's calls on the
+    /// person's behalf.
+    async fn signed_in(&self, session: pb::Session) -> Option<SignedIn> {
+        let access = session.access?;
+        let principal = self.verifier.verify(&access.access_token).await.ok()?;
+        Some(SignedIn {
+            tenant_id: principal.tenant_id,
+            subject: principal.subject.clone(),
+            kind: principal.kind.as_str().to_owned(),
+            customer_id: principal.customer_id,
+            access_token: SecretString::from(access.access_token),
+            refresh_token: SecretString::from(session.refresh_token),
+            access_expires_at: timestamp(access.expires_at),
+        })
+    }
+}
+
+impl Pages {
+    async fn start(&self, id: Option<SessionId>, mut data: SessionData, session: pb::Session) -> Response {
+        let Some(person) = self.signed_in(session).await else { return server_error() };
+        data.signed_in = Some(person);
+        data.mfa_challenge = None;
+        data.csrf = csrf::new_token();
+        // A new id on sign-in: an id planted before it is worth nothing.
+        let rotated = match id {
+            Some(old) => self.sessions.rotate(&old, &data).await,
+            None => self.sessions.create(&data).await,
+        };
+        let Ok(new) = rotated else { return server_error() };
+        let mut response = Redirect::to("/").into_response();
+        if let Ok(value) = HeaderValue::from_str(&session::set_cookie(&new, self.secure)) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        response
+    }
+}
+
+pub async fn signin(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form): Form<SignInForm>) -> Response {
+    let (id, mut data) = match p.session(&headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if id.is_none() || !csrf::verify(&data.csrf, &form.csrf_token) {
+        return forbidden();
+    }
+    let ip = client_ip(&headers);
+    match p.limiter.hit("signin", &ip, SIGNIN_LIMIT, SIGNIN_WINDOW).await {
+        Ok(Allowance::Allowed) => {}
+        Ok(Allowance::Limited { .. }) => {
+            let page = p.render(
+                "signin.html",
+                &data,
+                context! { title => "Cobro", tenant => form.tenant, email => form.email,
+                error => refusal(data.language, "too_many_attempts") },
+            );
+            return (StatusCode::TOO_MANY_REQUESTS, page).into_response();
+        }
+        // A limiter that cannot count lets no guess through.
+        Err(_) => return server_error(),
+    }
+    let request = pb::LoginRequest {
+        tenant: form.tenant.trim().to_owned(),
+        email: form.email.trim().to_owned(),
+        password: form.password,
+        client_ip: ip,
+    };
+    let answer = p.identity.clone().login(request).await;
+    match answer.map(|r| r.into_inner().result) {
+        Ok(Some(pb::login_response::Result::Session(session))) => p.start(id, data, session).await,
+        Ok(Some(pb::login_response::Result::MfaChallenge(challenge))) => {
+            data.mfa_challenge = Some(SecretString::from(challenge.challenge_token));
+            p.respond(id, &data, Redirect::to("/signin/mfa").into_response()).await
+        }
+        Ok(None) => server_error(),
+        Err(status) => {
+            let code = cobro_kit::error::error_detail(&status).map(|d| d.code).unwrap_or_default();
+            let page = p.render(
+                "signin.html",
+                &data,
+                context! { title => "Cobro", tenant => form.tenant, email => form.email,
+                error => refusal(data.language, &code) },
+            );
+            let status_code = if code == "unavailable" || code == "internal" || code.is_empty() {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            p.respond(id, &data, (status_code, page).into_response()).await
+        }
+    }
+}
+
+pub async fn mfa_form(State(p): State<Arc<Pages>>, headers: HeaderMap) -> Response {
+    let (id, data) = match p.session(&headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if data.mfa_challenge.is_none() {
+        return Redirect::to("/signin").into_response();
+    }
+    let page = p.render("mfa.html", &data, context! { title => "Cobro", error => "" });
+    p.respond(id, &data, page).await
+}
+
+#[derive(Deserialize)]
+pub struct MfaForm {
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    code: String,
+}
+
+pub async fn mfa(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form): Form<MfaForm>) -> Response {
+    let (id, data) = match p.session(&headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if id.is_none() || !csrf::verify(&data.csrf, &form.csrf_token) {
+        return forbidden();
+    }
+    let Some(challenge) = data.mfa_challenge.clone() else { return Redirect::to("/signin").into_response() };
+    let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();
+    // Six digits are a TOTP code; anything else is tried as a recovery code.
+    let factor = if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
+        pb::complete_mfa_request::Factor::TotpCode(code)
+    } else {
+        pb::complete_mfa_request::Factor::RecoveryCode(code)
+    };
+    let request = pb::CompleteMfaRequest {
+        challenge_token: challenge.expose_secret().to_owned(),
+        factor: Some(factor),
+        client_ip: client_ip(&headers),
+    };
+    match p.identity.clone().complete_mfa(request).await {
+        Ok(answer) => match answer.into_inner().session {
+            Some(session) => p.start(id, data, session).await,
+            None => server_error(),
+        },
+        Err(status) => {
+            let code = cobro_kit::error::error_detail(&status).map(|d| d.code).unwrap_or_default();
+            let page =
+                p.render("mfa.html", &data, context! { title => "Cobro", error => refusal(data.language, &code) });
+            p.respond(id, &data, (StatusCode::UNAUTHORIZED, page).into_response()).await
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SignOutForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+pub async fn signout(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form): Form<SignOutForm>) -> Response {
+    let (id, data) = match p.session(&headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Some(id) = id else { return Redirect::to("/signin").into_response() };
+    if !csrf::verify(&data.csrf, &form.csrf_token) {
+        return forbidden();
+    }
+    if let Some(person) = &data.signed_in {
+        let request = pb::LogoutRequest { refresh_token: person.refresh_token.expose_secret().to_owned() };
+        if let Err(status) = p.identity.clone().logout(request).await {
+            tracing::warn!(code = ?status.code(), "identity did not end the session; it ends with its refresh token");
+        }
+    }
+    if p.sessions.destroy(&id).await.is_err() {
+        return server_error();
+    }
+    let mut response = Redirect::to("/signin").into_response();
+    if let Ok(value) = HeaderValue::from_str(&session::clear_cookie(p.secure)) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+pub async fn stylesheet() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")], STYLESHEET)
+        .into_response()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_page_renders_in_both_languages() {
+        let mut check = Environment::new();
+        for (name, source) in TEMPLATES {
+            check.add_template(name, source).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+        let env = templates();
+        for lang in [Language::Es, Language::En] {
+            for name in ["signin.html", "mfa.html", "home.html"] {
+                let html = env
+                    .get_template(name)
+                    .and_then(|t| {
+                        t.render(context! { lang => lang.code(), t => words(lang), csrf => "tok", title => "Cobro",
+                        tenant => "", email => "", error => "", subject => "usr_1" })
+                    })
+                    .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+                assert!(
+                    html.contains("name=\"csrf_token\" value=\"tok\"") || name == "home.html" && html.contains("tok")
+                );
+            }
+        }
+    }
+}
