@@ -107,6 +107,7 @@ pub fn router_with_pages(pages: std::sync::Arc<pages::Pages>) -> axum::Router {
         .route("/", get(pages::home))
         .route("/signin", get(pages::signin_form).post(pages::signin))
         .route("/signin/mfa", get(pages::mfa_form).post(pages::mfa))
+        .route("/signin/enrol", get(pages::enrol_form).post(pages::enrol))
         .route("/signout", post(pages::signout))
         .route("/static/cobro.css", get(pages::stylesheet))
         .with_state(pages);

@@ -22,7 +22,7 @@ use tonic::transport::Channel;
 use crate::web::csrf;
 use crate::web::i18n::{self, Language};
 use crate::web::limits::{Allowance, RateLimiter};
-use crate::web::session::{self, SessionData, SessionId, SessionStore, SignedIn};
+use crate::web::session::{self, PendingEnrolment, SessionData, SessionId, SessionStore, SignedIn};
 
 /// Sign-in attempts per address and window, before identity's own per-account lockout.
 const SIGNIN_LIMIT: u32 = 20;
@@ -39,10 +39,12 @@ pub struct Pages {
     pub secure: bool,
 }
 
-const TEMPLATES: [(&str, &str); 4] = [
+const TEMPLATES: [(&str, &str); 6] = [
     ("layout.html", include_str!("../templates/layout.html")),
     ("signin.html", include_str!("../templates/signin.html")),
     ("mfa.html", include_str!("../templates/mfa.html")),
+    ("enrol.html", include_str!("../templates/enrol.html")),
+    ("recovery.html", include_str!("../templates/recovery.html")),
     ("home.html", include_str!("../templates/home.html")),
 ];
 
@@ -76,6 +78,18 @@ fn words(lang: Language) -> minijinja::Value {
         ),
         mfa_code => pick("Código", "Code"),
         continue => pick("Continuar", "Continue"),
+        enrol_title => pick("Activa la verificación en dos pasos", "Turn on two-step verification"),
+        enrol_help => pick(
+            "Tu organización la exige. Escanea el código con tu aplicación de autenticación y escribe el código de seis dígitos que muestra.",
+            "Your organisation requires it. Scan the code with your authenticator app and enter the six-digit code it shows."
+        ),
+        enrol_qr_alt => pick("Código QR para tu aplicación de autenticación", "QR code for your authenticator app"),
+        enrol_manual => pick("¿No puedes escanearlo? Escribe esta clave:", "Cannot scan it? Type this key:"),
+        recovery_title => pick("Guarda tus códigos de recuperación", "Save your recovery codes"),
+        recovery_help => pick(
+            "Cada código sirve una vez si pierdes tu teléfono. Guárdalos en un lugar seguro: no se volverán a mostrar.",
+            "Each code works once if you lose your phone. Keep them somewhere safe: they will not be shown again."
+        ),
         welcome => pick("Bienvenido", "Welcome"),
         signed_in_as => pick("Sesión iniciada como", "Signed in as"),
         signout => pick("Cerrar sesión", "Sign out"),
@@ -273,10 +287,23 @@ impl Pages {
 }
 
 impl Pages {
-    async fn start(&self, id: Option<SessionId>, mut data: SessionData, session: pb::Session) -> Response {
+    async fn start(&self, id: Option<SessionId>, data: SessionData, session: pb::Session) -> Response {
+        self.start_with(id, data, session, None).await
+    }
+
+    /// Sign in with `session`; answer with `page` (rendered with the new session's CSRF token)
+    /// or a redirect to the landing page.
+    async fn start_with(
+        &self,
+        id: Option<SessionId>,
+        mut data: SessionData,
+        session: pb::Session,
+        page: Option<(&str, minijinja::Value)>,
+    ) -> Response {
         let Some(person) = self.signed_in(session).await else { return server_error() };
         data.signed_in = Some(person);
         data.mfa_challenge = None;
+        data.enrolment = None;
         data.csrf = csrf::new_token();
         // A new id on sign-in: an id planted before it is worth nothing.
         let rotated = match id {
@@ -284,7 +311,10 @@ impl Pages {
             None => self.sessions.create(&data).await,
         };
         let Ok(new) = rotated else { return server_error() };
-        let mut response = Redirect::to("/").into_response();
+        let mut response = match page {
+            Some((name, extra)) => self.render(name, &data, extra),
+            None => Redirect::to("/").into_response(),
+        };
         if let Ok(value) = HeaderValue::from_str(&session::set_cookie(&new, self.secure)) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }
@@ -326,7 +356,8 @@ pub async fn signin(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form):
         Ok(Some(pb::login_response::Result::Session(session))) => p.start(id, data, session).await,
         Ok(Some(pb::login_response::Result::MfaChallenge(challenge))) => {
             data.mfa_challenge = Some(SecretString::from(challenge.challenge_token));
-            p.respond(id, &data, Redirect::to("/signin/mfa").into_response()).await
+            let next = if challenge.enrolment_required { "/signin/enrol" } else { "/signin/mfa" };
+            p.respond(id, &data, Redirect::to(next).into_response()).await
         }
         Ok(None) => server_error(),
         Err(status) => {
@@ -402,6 +433,87 @@ pub async fn mfa(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form): Fo
     }
 }
 
+/// The second factor's enrolment during sign-in, when the tenant requires one and the account
+/// has none: identity's QR code and key, then the first code, then the recovery codes, once.
+pub async fn enrol_form(State(p): State<Arc<Pages>>, headers: HeaderMap) -> Response {
+    let (id, data) = match p.session(&headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    p.enrol_page(id, data, "").await
+}
+
+impl Pages {
+    async fn enrol_page(&self, id: Option<SessionId>, mut data: SessionData, error: &str) -> Response {
+        let Some(challenge) = data.mfa_challenge.clone() else { return Redirect::to("/signin").into_response() };
+        let request = pb::BeginTotpEnrolmentRequest {
+            challenge_token: challenge.expose_secret().to_owned(),
+            current_password: String::new(),
+        };
+        let enrolment = match data.enrolment.clone() {
+            Some(pending) => pending,
+            None => match self.identity.clone().begin_totp_enrolment(request).await {
+                Ok(answer) => {
+                    let answer = answer.into_inner();
+                    PendingEnrolment { secret: SecretString::from(answer.secret), qr_svg: answer.qr_svg }
+                }
+                Err(status) => {
+                    let code = cobro_kit::error::error_detail(&status).map(|d| d.code).unwrap_or_default();
+                    let page = self.render(
+                    "signin.html",
+                    &data,
+                    context! { title => "Cobro", tenant => "", email => "", error => refusal(data.language, &code) },
+                );
+                    return self.respond(id, &data, (StatusCode::UNAUTHORIZED, page).into_response()).await;
+                }
+            },
+        };
+        data.enrolment = Some(enrolment.clone());
+        use base64::Engine;
+        let qr = format!(
+            "data:image/svg+xml;base64,{}",
+            base64::engine::general_purpose::STANDARD.encode(enrolment.qr_svg.as_bytes())
+        );
+        let status = if error.is_empty() { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+        let page = self.render(
+            "enrol.html",
+            &data,
+            context! { title => "Cobro", qr => qr, secret => enrolment.secret.expose_secret(), error => error },
+        );
+        self.respond(id, &data, (status, page).into_response()).await
+    }
+}
+
+pub async fn enrol(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form): Form<MfaForm>) -> Response {
+    let (id, data) = match p.session(&headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if id.is_none() || !csrf::verify(&data.csrf, &form.csrf_token) {
+        return forbidden();
+    }
+    let Some(challenge) = data.mfa_challenge.clone() else { return Redirect::to("/signin").into_response() };
+    let request = pb::ConfirmTotpEnrolmentRequest {
+        challenge_token: challenge.expose_secret().to_owned(),
+        code: form.code.chars().filter(|c| !c.is_whitespace()).collect(),
+        client_ip: client_ip(&headers),
+    };
+    match p.identity.clone().confirm_totp_enrolment(request).await {
+        Ok(answer) => {
+            let answer = answer.into_inner();
+            let Some(session) = answer.session else { return server_error() };
+            let codes = answer.recovery_codes;
+            p.start_with(id, data, session, Some(("recovery.html", context! { title => "Cobro", codes => codes })))
+                .await
+        }
+        Err(status) => {
+            let code = cobro_kit::error::error_detail(&status).map(|d| d.code).unwrap_or_default();
+            let message = refusal(data.language, &code);
+            p.enrol_page(id, data, message).await
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct SignOutForm {
     #[serde(default)]
@@ -451,17 +563,19 @@ mod tests {
         }
         let env = templates();
         for lang in [Language::Es, Language::En] {
-            for name in ["signin.html", "mfa.html", "home.html"] {
+            for name in ["signin.html", "mfa.html", "enrol.html", "recovery.html", "home.html"] {
                 let html = env
                     .get_template(name)
                     .and_then(|t| {
                         t.render(context! { lang => lang.code(), t => words(lang), csrf => "tok", title => "Cobro",
-                        tenant => "", email => "", error => "", subject => "usr_1" })
+                        tenant => "", email => "", error => "", subject => "usr_1",
+                        qr => "data:image/svg+xml;base64,", secret => "ABC", codes => vec!["abcd-efgh"] })
                     })
                     .unwrap_or_else(|e| panic!("{name}: {e:#}"));
-                assert!(
-                    html.contains("name=\"csrf_token\" value=\"tok\"") || name == "home.html" && html.contains("tok")
-                );
+                // Every page with a form carries the CSRF token; the recovery codes page has none.
+                let has_form = name != "recovery.html";
+                assert_eq!(html.contains("name=\"csrf_token\" value=\"tok\""), has_form, "{name}");
+                assert!(name != "recovery.html" || html.contains("abcd-efgh"));
             }
         }
     }

@@ -320,3 +320,51 @@ async fn an_address_that_keeps_guessing_is_slowed_down() {
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
     h.db.drop_schema().await;
 }
+
+#[tokio::test]
+async fn a_tenant_that_requires_two_factor_authentication_enrols_the_account_at_sign_in() {
+    let h = H::new(None).await;
+    let session = match h.app.login(&h.slug, &h.email, PASSWORD, "").await.unwrap() {
+        cobro_identity::app::LoginOutcome::Session(s) => s,
+        _ => panic!("expected a session before the policy changes"),
+    };
+    let owner = cobro_identity::verifier(&h.app, &AuthConfig::default()).verify(&session.access.token).await.unwrap();
+    let changes = cobro_identity::app::TenantChanges { mfa_required_for_staff: Some(true), ..Default::default() };
+    h.app.update_tenant(&owner, changes).await.unwrap();
+
+    let (cookie, token) = h.open_signin().await;
+    let first = h
+        .post(
+            "/signin",
+            Some(&cookie),
+            &[("csrf_token", &token), ("tenant", &h.slug), ("email", &h.email), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(location(&first), "/signin/enrol");
+    if chrono::Utc::now().timestamp() % 30 >= 27 {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    let page = h.get("/signin/enrol", Some(&cookie)).await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = text(page).await;
+    // The QR code as an image (`/` escaped as an HTML entity in the attribute, as browsers read it).
+    assert!(html.contains("<img src=\"data:image&#x2f;svg+xml;base64,PHN2Zy"), "the QR code is shown");
+    let secret = html.split("<code>").nth(1).and_then(|rest| rest.split("</code>").next()).unwrap().to_owned();
+    let code = {
+        use cobro_identity::domain::totp;
+        let key = totp::base32_decode(&secret).unwrap();
+        totp::totp(totp::Algorithm::Sha1, &key, u64::try_from(chrono::Utc::now().timestamp()).unwrap(), 6)
+    };
+    let wrong = h.post("/signin/enrol", Some(&cookie), &[("csrf_token", &token), ("code", "123456")]).await;
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(text(wrong).await.contains("That code is not valid"));
+    assert_eq!(location(&h.get("/", Some(&cookie)).await), "/signin", "not signed in before the first code");
+
+    let done = h.post("/signin/enrol", Some(&cookie), &[("csrf_token", &token), ("code", &code)]).await;
+    assert_eq!(done.status(), StatusCode::OK);
+    let signed_in = session_cookie(&done).expect("signed in with a new session id");
+    let html = text(done).await;
+    assert_eq!(html.matches("<li><code>").count(), 10, "ten recovery codes, shown once: {html}");
+    assert_eq!(h.get("/", Some(&signed_in)).await.status(), StatusCode::OK);
+    h.db.drop_schema().await;
+}

@@ -74,7 +74,18 @@ pub struct SessionData {
     /// A sign-in waiting for its second factor: identity's challenge, never the password.
     #[serde(with = "optional_secret", default)]
     pub mfa_challenge: Option<SecretString>,
+    /// A second factor being enrolled during sign-in: its key and QR code, shown again until
+    /// the first code confirms it (a new key each time would void what was scanned).
+    #[serde(default)]
+    pub enrolment: Option<PendingEnrolment>,
     pub started_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct PendingEnrolment {
+    #[serde(with = "secret")]
+    pub secret: SecretString,
+    pub qr_svg: String,
 }
 
 mod optional_secret {
@@ -100,6 +111,7 @@ impl fmt::Debug for SessionData {
             .field("language", &self.language)
             .field("signed_in", &self.signed_in)
             .field("mfa_challenge", &self.mfa_challenge.as_ref().map(|_| "[redacted]"))
+            .field("enrolment", &self.enrolment.as_ref().map(|_| "[redacted]"))
             .field("started_at", &self.started_at)
             .finish()
     }
@@ -107,7 +119,14 @@ impl fmt::Debug for SessionData {
 
 impl SessionData {
     pub fn new(language: Language) -> Self {
-        Self { csrf: csrf::new_token(), language, signed_in: None, mfa_challenge: None, started_at: Utc::now() }
+        Self {
+            csrf: csrf::new_token(),
+            language,
+            signed_in: None,
+            mfa_challenge: None,
+            enrolment: None,
+            started_at: Utc::now(),
+        }
     }
 }
 
