@@ -134,13 +134,16 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// The end user's address: the first hop of `X-Forwarded-For` set by the ingress, else unknown
-/// (the limit then counts every such request together, which fails safe).
+/// The end user's address: the last entry of `X-Forwarded-For`, the one the ingress in front of
+/// the gateway appended (earlier entries come from the client and could be anything), else
+/// unknown (the limit then counts every such request together, which fails safe).
 fn client_ip(headers: &HeaderMap) -> String {
     headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
         .map(str::trim)
         .filter(|ip| ip.parse::<std::net::IpAddr>().is_ok())
         .unwrap_or("unknown")
@@ -554,6 +557,16 @@ pub async fn stylesheet() -> Response {
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_client_address_is_the_one_the_ingress_appended() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(client_ip(&headers), "unknown");
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.9.9.9, 198.51.100.7"));
+        assert_eq!(client_ip(&headers), "198.51.100.7", "a client cannot pick its own address");
+        headers.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.7, not-an-ip"));
+        assert_eq!(client_ip(&headers), "unknown");
+    }
 
     #[test]
     fn every_page_renders_in_both_languages() {
