@@ -221,12 +221,53 @@ impl Pages {
     }
 }
 
+/// How long before its expiry an access token is renewed.
+const RENEW_BEFORE: chrono::Duration = chrono::Duration::seconds(60);
+
+impl Pages {
+    /// The signed-in person's access token, renewed with the refresh token when it is about to
+    /// expire. `None` when nobody is signed in or identity no longer honours the session (signed
+    /// out elsewhere, refresh token revoked or reused): the session then ends here too.
+    pub async fn access_token(&self, id: &SessionId, data: &mut SessionData) -> Result<Option<SecretString>, Response> {
+        let Some(person) = data.signed_in.clone() else { return Ok(None) };
+        if person.access_expires_at > Utc::now() + RENEW_BEFORE {
+            return Ok(Some(person.access_token));
+        }
+        let request = pb::RefreshSessionRequest { refresh_token: person.refresh_token.expose_secret().to_owned() };
+        let renewed = match self.identity.clone().refresh_session(request).await {
+            Ok(session) => self.signed_in(session.into_inner()).await,
+            Err(status) => {
+                let code = cobro_kit::error::error_detail(&status).map(|d| d.code).unwrap_or_default();
+                if code == "unavailable" || code == "internal" || code.is_empty() {
+                    return Err(server_error());
+                }
+                None
+            }
+        };
+        let Some(renewed) = renewed else {
+            data.signed_in = None;
+            self.sessions.destroy(id).await.map_err(|_| server_error())?;
+            return Ok(None);
+        };
+        let token = renewed.access_token.clone();
+        data.signed_in = Some(renewed);
+        self.sessions.save(id, data).await.map_err(|_| server_error())?;
+        Ok(Some(token))
+    }
+}
+
 pub async fn home(State(p): State<Arc<Pages>>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
     let (id, mut data) = match p.session(&headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let lang_cookie = Pages::with_language(&mut data, &q);
+    let Some(session_id) = id.clone() else { return Redirect::to("/signin").into_response() };
+    match p.access_token(&session_id, &mut data).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Redirect::to("/signin").into_response(),
+        Err(response) => return response,
+    }
     let Some(signed_in) = data.signed_in.clone() else { return Redirect::to("/signin").into_response() };
     let mut response = p.render("home.html", &data, context! { title => "Cobro", subject => signed_in.subject });
     if let Some(value) = lang_cookie {

@@ -10,7 +10,7 @@ use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use cobro_gateway::pages::{self, Pages};
 use cobro_gateway::web::limits::RateLimiter;
-use cobro_gateway::web::session::SessionStore;
+use cobro_gateway::web::session::{SessionId, SessionStore};
 use cobro_identity::app::{Enroller, Identity, TenantBootstrap};
 use cobro_identity::config::Settings;
 use cobro_kit::auth::Verifier;
@@ -31,6 +31,7 @@ const PASSWORD: &str = "correct horse battery staple";
 struct H {
     db: TestDb,
     app: Arc<Identity>,
+    sessions: SessionStore,
     router: axum::Router,
     slug: String,
     email: String,
@@ -76,13 +77,14 @@ impl H {
         .unwrap();
 
         let gateway_prefix = signin_limit_prefix.map_or_else(|| format!("{prefix}:gw"), str::to_owned);
+        let sessions = SessionStore::new(
+            redis.clone(),
+            format!("{gateway_prefix}:s"),
+            Duration::from_secs(600),
+            Duration::from_secs(3600),
+        );
         let pages = Pages {
-            sessions: SessionStore::new(
-                redis.clone(),
-                format!("{gateway_prefix}:s"),
-                Duration::from_secs(600),
-                Duration::from_secs(3600),
-            ),
+            sessions: sessions.clone(),
             limiter: RateLimiter::new(redis, format!("{gateway_prefix}:l")),
             identity: IdentityServiceClient::new(channel),
             verifier,
@@ -90,7 +92,7 @@ impl H {
             secure: false,
         };
         let router = cobro_gateway::router_with_pages(Arc::new(pages));
-        H { db, app, router, slug, email, _shutdown: shutdown }
+        H { db, app, sessions, router, slug, email, _shutdown: shutdown }
     }
 
     async fn call(&self, request: Request<Body>) -> Response<Body> {
@@ -366,5 +368,39 @@ async fn a_tenant_that_requires_two_factor_authentication_enrols_the_account_at_
     let html = text(done).await;
     assert_eq!(html.matches("<li><code>").count(), 10, "ten recovery codes, shown once: {html}");
     assert_eq!(h.get("/", Some(&signed_in)).await.status(), StatusCode::OK);
+    h.db.drop_schema().await;
+}
+
+#[tokio::test]
+async fn an_expiring_access_token_is_renewed_and_a_revoked_session_ends_here_too() {
+    let h = H::new(None).await;
+    let (cookie, token) = h.open_signin().await;
+    let ok = h
+        .post(
+            "/signin",
+            Some(&cookie),
+            &[("csrf_token", &token), ("tenant", &h.slug), ("email", &h.email), ("password", PASSWORD)],
+        )
+        .await;
+    let signed_in = session_cookie(&ok).unwrap();
+    let id = SessionId::from_cookie(signed_in.trim_start_matches("cobro_session=")).unwrap();
+
+    // As if the access token were about to expire: the next page renews it.
+    let mut data = h.sessions.load(&id).await.unwrap().unwrap();
+    let before = data.signed_in.as_ref().unwrap().refresh_token.expose_secret().to_owned();
+    data.signed_in.as_mut().unwrap().access_expires_at = chrono::Utc::now();
+    h.sessions.save(&id, &data).await.unwrap();
+    assert_eq!(h.get("/", Some(&signed_in)).await.status(), StatusCode::OK);
+    let renewed = h.sessions.load(&id).await.unwrap().unwrap().signed_in.unwrap();
+    assert_ne!(renewed.refresh_token.expose_secret(), before, "identity rotated the refresh token");
+    assert!(renewed.access_expires_at > chrono::Utc::now() + chrono::Duration::seconds(60));
+
+    // Signed out at identity (elsewhere): at the next renewal the session ends here as well.
+    h.app.logout(renewed.refresh_token.expose_secret()).await.unwrap();
+    let mut data = h.sessions.load(&id).await.unwrap().unwrap();
+    data.signed_in.as_mut().unwrap().access_expires_at = chrono::Utc::now();
+    h.sessions.save(&id, &data).await.unwrap();
+    assert_eq!(location(&h.get("/", Some(&signed_in)).await), "/signin");
+    assert!(h.sessions.load(&id).await.unwrap().is_none());
     h.db.drop_schema().await;
 }
