@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use chrono::{NaiveDate, Utc};
+use cobro_kit::events::payload::{id, malformed, money};
 use cobro_kit::events::{EventHandler, HandlerError};
 use cobro_proto::events::v1::{
     CustomerUpserted, Envelope, InstallmentsPlanned, InvoiceChanged, PaymentApplied, PaymentFailed,
@@ -23,20 +24,6 @@ use crate::store::{self, Hold, InvoiceUpsert};
 pub const INVOICING_TOPIC: &str = "cobro.invoicing.v1";
 pub const PAYMENTS_TOPIC: &str = "cobro.payments.v1";
 pub const CONSUMER_GROUP: &str = "notifications";
-
-fn permanent(what: &str) -> HandlerError {
-    HandlerError::Permanent(format!("malformed {what}"))
-}
-
-fn uuid(prefix: &str, value: &str, what: &str) -> Result<Uuid, HandlerError> {
-    cobro_kit::ids::parse(what, prefix, value).map_err(|_| permanent(what))
-}
-
-fn amount(m: Option<&cobro_proto::common::v1::Money>, what: &str) -> Result<(Decimal, String), HandlerError> {
-    let m = m.ok_or_else(|| permanent(what))?;
-    let value = m.amount.parse::<Decimal>().map_err(|_| permanent(what))?;
-    Ok((value, m.currency.clone()))
-}
 
 fn failed(e: NotificationsError) -> HandlerError {
     match e {
@@ -57,11 +44,11 @@ impl Handler {
         kind: &str,
         e: &InvoiceChanged,
     ) -> Result<(), HandlerError> {
-        let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
-        let customer = uuid("cus", &e.customer_id, "customer_id")?;
-        let (total, currency) = amount(e.total.as_ref(), "total")?;
-        let (balance, _) = amount(e.balance.as_ref(), "balance")?;
-        let due_date = NaiveDate::parse_from_str(&e.due_date, "%Y-%m-%d").map_err(|_| permanent("due_date"))?;
+        let invoice = id("inv", &e.invoice_id, "invoice_id")?;
+        let customer = id("cus", &e.customer_id, "customer_id")?;
+        let (total, currency) = money(e.total.as_ref(), "total")?;
+        let (balance, _) = money(e.balance.as_ref(), "balance")?;
+        let due_date = NaiveDate::parse_from_str(&e.due_date, "%Y-%m-%d").map_err(|_| malformed("due_date"))?;
         let row = InvoiceUpsert {
             invoice_id: invoice,
             customer_id: customer,
@@ -115,13 +102,13 @@ impl Handler {
 
 impl EventHandler for Handler {
     async fn handle(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
-        let tenant = Uuid::try_parse(&event.tenant_id).map_err(|_| permanent("tenant id"))?;
+        let tenant = Uuid::try_parse(&event.tenant_id).map_err(|_| malformed("tenant id"))?;
         let kind = event.r#type.as_str();
         match kind {
             "customer.upserted" => {
                 let e =
-                    CustomerUpserted::decode(event.payload.as_slice()).map_err(|_| permanent("CustomerUpserted"))?;
-                let customer = uuid("cus", &e.customer_id, "customer_id")?;
+                    CustomerUpserted::decode(event.payload.as_slice()).map_err(|_| malformed("CustomerUpserted"))?;
+                let customer = id("cus", &e.customer_id, "customer_id")?;
                 let contacts: Vec<crate::app::Contact> = e
                     .contacts
                     .iter()
@@ -134,7 +121,7 @@ impl EventHandler for Handler {
                         timezone: c.timezone.clone(),
                     })
                     .collect();
-                let contacts = serde_json::to_value(contacts).map_err(|_| permanent("contacts"))?;
+                let contacts = serde_json::to_value(contacts).map_err(|_| malformed("contacts"))?;
                 store::upsert_customer(conn, tenant, customer, &e.legal_name, &contacts, e.autopay).await?;
                 // Invoices that arrived before their customer's contacts get their plan now.
                 for invoice in store::open_invoices_of(conn, tenant, customer).await? {
@@ -151,18 +138,18 @@ impl EventHandler for Handler {
             | "hardship.resolved"
             | "dispute.opened"
             | "dispute.resolved" => {
-                let e = InvoiceChanged::decode(event.payload.as_slice()).map_err(|_| permanent("InvoiceChanged"))?;
+                let e = InvoiceChanged::decode(event.payload.as_slice()).map_err(|_| malformed("InvoiceChanged"))?;
                 self.invoice_changed(conn, tenant, kind, &e).await?;
             }
             "invoice.payment_applied" => {
-                let e = PaymentApplied::decode(event.payload.as_slice()).map_err(|_| permanent("PaymentApplied"))?;
-                let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
-                let (balance, _) = amount(e.balance.as_ref(), "balance")?;
+                let e = PaymentApplied::decode(event.payload.as_slice()).map_err(|_| malformed("PaymentApplied"))?;
+                let invoice = id("inv", &e.invoice_id, "invoice_id")?;
+                let (balance, _) = money(e.balance.as_ref(), "balance")?;
                 // Later reminders render the balance at send time; a zero balance ends them.
                 store::set_balance(conn, tenant, invoice, balance).await?;
                 if !e.installment_id.is_empty() {
-                    let installment = uuid("ins", &e.installment_id, "installment_id")?;
-                    let (applied, _) = amount(e.amount.as_ref(), "amount")?;
+                    let installment = id("ins", &e.installment_id, "installment_id")?;
+                    let (applied, _) = money(e.amount.as_ref(), "amount")?;
                     store::apply_to_installment(conn, tenant, installment, applied).await?;
                 }
                 if balance <= Decimal::ZERO {
@@ -171,18 +158,18 @@ impl EventHandler for Handler {
             }
             "installments.planned" => {
                 let e = InstallmentsPlanned::decode(event.payload.as_slice())
-                    .map_err(|_| permanent("InstallmentsPlanned"))?;
-                let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
+                    .map_err(|_| malformed("InstallmentsPlanned"))?;
+                let invoice = id("inv", &e.invoice_id, "invoice_id")?;
                 let mut rows = Vec::with_capacity(e.installments.len());
                 for i in &e.installments {
                     rows.push(store::InstallmentRow {
-                        installment_id: uuid("ins", &i.installment_id, "installment_id")?,
+                        installment_id: id("ins", &i.installment_id, "installment_id")?,
                         invoice_id: invoice,
-                        seq: i32::try_from(i.seq).map_err(|_| permanent("seq"))?,
+                        seq: i32::try_from(i.seq).map_err(|_| malformed("seq"))?,
                         due_date: NaiveDate::parse_from_str(&i.due_date, "%Y-%m-%d")
-                            .map_err(|_| permanent("due_date"))?,
-                        amount: amount(i.amount.as_ref(), "amount")?.0,
-                        balance: amount(i.balance.as_ref(), "balance")?.0,
+                            .map_err(|_| malformed("due_date"))?,
+                        amount: money(i.amount.as_ref(), "amount")?.0,
+                        balance: money(i.balance.as_ref(), "balance")?.0,
                     });
                 }
                 store::replace_installments(conn, tenant, invoice, &rows).await?;
@@ -191,18 +178,18 @@ impl EventHandler for Handler {
             "reference.assigned" => {
                 // An invoice's own reference: messages tell the payer what to write on a transfer.
                 let e =
-                    ReferenceAssigned::decode(event.payload.as_slice()).map_err(|_| permanent("ReferenceAssigned"))?;
+                    ReferenceAssigned::decode(event.payload.as_slice()).map_err(|_| malformed("ReferenceAssigned"))?;
                 if !e.invoice_id.is_empty() {
-                    let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
+                    let invoice = id("inv", &e.invoice_id, "invoice_id")?;
                     store::set_bank_reference(conn, tenant, invoice, &e.reference).await?;
                 }
             }
             "payment.succeeded" => {
                 let e =
-                    PaymentSucceeded::decode(event.payload.as_slice()).map_err(|_| permanent("PaymentSucceeded"))?;
-                let customer = uuid("cus", &e.customer_id, "customer_id")?;
+                    PaymentSucceeded::decode(event.payload.as_slice()).map_err(|_| malformed("PaymentSucceeded"))?;
+                let customer = id("cus", &e.customer_id, "customer_id")?;
                 let key = format!("payment_receipt:{}", e.payment_id);
-                let (paid, currency) = amount(e.amount.as_ref(), "amount")?;
+                let (paid, currency) = money(e.amount.as_ref(), "amount")?;
                 let data = serde_json::json!({
                     "amount_paid": crate::render::amount(paid, &currency),
                     "currency": currency,
@@ -214,10 +201,10 @@ impl EventHandler for Handler {
                     .map_err(failed)?;
             }
             "payment.failed" => {
-                let e = PaymentFailed::decode(event.payload.as_slice()).map_err(|_| permanent("PaymentFailed"))?;
-                let customer = uuid("cus", &e.customer_id, "customer_id")?;
+                let e = PaymentFailed::decode(event.payload.as_slice()).map_err(|_| malformed("PaymentFailed"))?;
+                let customer = id("cus", &e.customer_id, "customer_id")?;
                 let key = format!("payment_failed:{}", e.payment_id);
-                let (tried, currency) = amount(e.amount.as_ref(), "amount")?;
+                let (tried, currency) = money(e.amount.as_ref(), "amount")?;
                 let data = serde_json::json!({
                     "amount_paid": crate::render::amount(tried, &currency),
                     "currency": currency,
@@ -230,8 +217,8 @@ impl EventHandler for Handler {
             }
             "payment.requires_action" => {
                 let e = PaymentRequiresAction::decode(event.payload.as_slice())
-                    .map_err(|_| permanent("PaymentRequiresAction"))?;
-                let customer = uuid("cus", &e.customer_id, "customer_id")?;
+                    .map_err(|_| malformed("PaymentRequiresAction"))?;
+                let customer = id("cus", &e.customer_id, "customer_id")?;
                 let key = format!("payment_action_required:{}", e.payment_id);
                 let data = serde_json::json!({ "pay_link": e.next_action_url });
                 self.app

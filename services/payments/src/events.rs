@@ -6,10 +6,10 @@
 use std::sync::Arc;
 
 use chrono::NaiveDate;
+use cobro_kit::events::payload::{id, malformed, money, optional_id};
 use cobro_kit::events::{EventHandler, HandlerError};
 use cobro_proto::events::v1::{Envelope, InstallmentDue, InvoiceChanged, MatchDecided, PaymentApplied};
 use prost::Message;
-use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -23,20 +23,6 @@ pub const RECONCILIATION_TOPIC: &str = "cobro.reconciliation.v1";
 pub const RECONCILIATION_GROUP: &str = "payments.reconciliation";
 pub const MATCH_CONFIRMED: &str = "reconciliation.match_confirmed";
 
-fn permanent(what: &str) -> HandlerError {
-    HandlerError::Permanent(format!("malformed {what}"))
-}
-
-fn uuid(prefix: &str, value: &str, what: &str) -> Result<Uuid, HandlerError> {
-    cobro_kit::ids::parse(what, prefix, value).map_err(|_| permanent(what))
-}
-
-fn amount(m: Option<&cobro_proto::common::v1::Money>, what: &str) -> Result<(Decimal, String), HandlerError> {
-    let m = m.ok_or_else(|| permanent(what))?;
-    let value = m.amount.parse::<Decimal>().map_err(|_| permanent(what))?;
-    Ok((value, m.currency.clone()))
-}
-
 fn date(value: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(value, "%Y-%m-%d").ok()
 }
@@ -45,7 +31,7 @@ pub struct InvoicesHandler;
 
 impl EventHandler for InvoicesHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
-        let tenant = Uuid::try_parse(&event.tenant_id).map_err(|_| permanent("tenant id"))?;
+        let tenant = Uuid::try_parse(&event.tenant_id).map_err(|_| malformed("tenant id"))?;
         match event.r#type.as_str() {
             "invoice.issued"
             | "invoice.voided"
@@ -53,11 +39,11 @@ impl EventHandler for InvoicesHandler {
             | "invoice.overdue"
             | "invoice.uncollectible"
             | "invoice.payment_reversed" => {
-                let e = InvoiceChanged::decode(event.payload.as_slice()).map_err(|_| permanent("InvoiceChanged"))?;
-                let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
-                let customer = uuid("cus", &e.customer_id, "customer_id")?;
-                let (total, currency) = amount(e.total.as_ref(), "total")?;
-                let (balance, _) = amount(e.balance.as_ref(), "balance")?;
+                let e = InvoiceChanged::decode(event.payload.as_slice()).map_err(|_| malformed("InvoiceChanged"))?;
+                let invoice = id("inv", &e.invoice_id, "invoice_id")?;
+                let customer = id("cus", &e.customer_id, "customer_id")?;
+                let (total, currency) = money(e.total.as_ref(), "total")?;
+                let (balance, _) = money(e.balance.as_ref(), "balance")?;
                 store::upsert_receivable(
                     conn,
                     tenant,
@@ -73,13 +59,13 @@ impl EventHandler for InvoicesHandler {
                 .await?;
             }
             "invoice.payment_applied" => {
-                let e = PaymentApplied::decode(event.payload.as_slice()).map_err(|_| permanent("PaymentApplied"))?;
-                let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
-                let (balance, _) = amount(e.balance.as_ref(), "balance")?;
+                let e = PaymentApplied::decode(event.payload.as_slice()).map_err(|_| malformed("PaymentApplied"))?;
+                let invoice = id("inv", &e.invoice_id, "invoice_id")?;
+                let (balance, _) = money(e.balance.as_ref(), "balance")?;
                 store::set_receivable_balance(conn, tenant, invoice, balance).await?;
-                let (applied, _) = amount(e.amount.as_ref(), "amount")?;
+                let (applied, _) = money(e.amount.as_ref(), "amount")?;
                 if !e.installment_id.is_empty() {
-                    let installment = uuid("ins", &e.installment_id, "installment_id")?;
+                    let installment = id("ins", &e.installment_id, "installment_id")?;
                     store::lower_installment_due(conn, tenant, installment, applied).await?;
                 }
                 // Ours, and reconciliation's (`rcm_`): a transfer of ours that reconciliation
@@ -91,11 +77,11 @@ impl EventHandler for InvoicesHandler {
                 }
             }
             "installment.due" => {
-                let e = InstallmentDue::decode(event.payload.as_slice()).map_err(|_| permanent("InstallmentDue"))?;
-                let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
-                let installment = uuid("ins", &e.installment_id, "installment_id")?;
-                let (balance, currency) = amount(e.balance.as_ref(), "balance")?;
-                let due = date(&e.due_date).ok_or_else(|| permanent("due_date"))?;
+                let e = InstallmentDue::decode(event.payload.as_slice()).map_err(|_| malformed("InstallmentDue"))?;
+                let invoice = id("inv", &e.invoice_id, "invoice_id")?;
+                let installment = id("ins", &e.installment_id, "installment_id")?;
+                let (balance, currency) = money(e.balance.as_ref(), "balance")?;
+                let due = date(&e.due_date).ok_or_else(|| malformed("due_date"))?;
                 store::upsert_installment_due(conn, tenant, installment, invoice, due, &currency, balance).await?;
             }
             _ => {}
@@ -117,31 +103,27 @@ impl ReconciliationHandler {
     }
 }
 
-fn optional_uuid(prefix: &str, value: &str, what: &str) -> Result<Option<Uuid>, HandlerError> {
-    if value.is_empty() { Ok(None) } else { uuid(prefix, value, what).map(Some) }
-}
-
 impl EventHandler for ReconciliationHandler {
     async fn handle(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
         if event.r#type != MATCH_CONFIRMED {
             return Ok(());
         }
-        let tenant = Uuid::try_parse(&event.tenant_id).map_err(|_| permanent("tenant id"))?;
-        let e = MatchDecided::decode(event.payload.as_slice()).map_err(|_| permanent("MatchDecided"))?;
+        let tenant = Uuid::try_parse(&event.tenant_id).map_err(|_| malformed("tenant id"))?;
+        let e = MatchDecided::decode(event.payload.as_slice()).map_err(|_| malformed("MatchDecided"))?;
         // A match of payouts, or of money nobody was found to owe: no payment of ours waits for it.
         if e.payment_id.is_empty() || e.customer_id.is_empty() {
             return Ok(());
         }
-        let payment = uuid("rcm", &e.payment_id, "payment_id")?;
-        let customer = uuid("cus", &e.customer_id, "customer_id")?;
+        let payment = id("rcm", &e.payment_id, "payment_id")?;
+        let customer = id("cus", &e.customer_id, "customer_id")?;
         let mut items = Vec::with_capacity(e.items.len());
         for item in &e.items {
-            let invoice = optional_uuid("inv", &item.invoice_id, "items.invoice_id")?;
-            let installment = optional_uuid("ins", &item.installment_id, "items.installment_id")?;
+            let invoice = optional_id("inv", &item.invoice_id, "items.invoice_id")?;
+            let installment = optional_id("ins", &item.installment_id, "items.installment_id")?;
             if invoice.is_none() && installment.is_none() {
                 continue;
             }
-            let (amount, currency) = amount(item.amount.as_ref(), "items.amount")?;
+            let (amount, currency) = money(item.amount.as_ref(), "items.amount")?;
             items.push(MatchedItem { invoice, installment, amount, currency });
         }
         let matched = MatchedPayment { payment, customer, items };

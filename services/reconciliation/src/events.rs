@@ -4,13 +4,12 @@
 //! yesterday may find one issued today.
 
 use chrono::NaiveDate;
+use cobro_kit::events::payload::{id, malformed, money, optional_id};
 use cobro_kit::events::{EventHandler, HandlerError};
-use cobro_proto::common::v1::Money;
 use cobro_proto::events::v1::{
     CustomerUpserted, Envelope, InstallmentsPlanned, InvoiceChanged, PaymentApplied, PayoutCreated, ReferenceAssigned,
 };
 use prost::Message;
-use rust_decimal::Decimal;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -23,30 +22,12 @@ pub const INVOICING_TOPIC: &str = "cobro.invoicing.v1";
 pub const PAYMENTS_TOPIC: &str = "cobro.payments.v1";
 pub const CONSUMER_GROUP: &str = "reconciliation";
 
-fn permanent(what: &str) -> HandlerError {
-    HandlerError::Permanent(format!("malformed {what}"))
-}
-
-fn uuid(prefix: &str, value: &str, what: &str) -> Result<Uuid, HandlerError> {
-    cobro_kit::ids::parse(what, prefix, value).map_err(|_| permanent(what))
-}
-
-fn optional_uuid(prefix: &str, value: &str, what: &str) -> Result<Option<Uuid>, HandlerError> {
-    if value.is_empty() { Ok(None) } else { uuid(prefix, value, what).map(Some) }
-}
-
-fn amount(m: Option<&Money>, what: &str) -> Result<(Decimal, String), HandlerError> {
-    let m = m.ok_or_else(|| permanent(what))?;
-    let value = m.amount.parse::<Decimal>().map_err(|_| permanent(what))?;
-    Ok((value, m.currency.clone()))
-}
-
 fn date(value: &str, what: &str) -> Result<NaiveDate, HandlerError> {
-    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| permanent(what))
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| malformed(what))
 }
 
 fn decode<T: Message + Default>(event: &Envelope, what: &str) -> Result<T, HandlerError> {
-    T::decode(event.payload.as_slice()).map_err(|_| permanent(what))
+    T::decode(event.payload.as_slice()).map_err(|_| malformed(what))
 }
 
 pub struct Handler;
@@ -58,10 +39,10 @@ impl Handler {
         tenant: Uuid,
         e: &InvoiceChanged,
     ) -> Result<(), HandlerError> {
-        let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
-        let customer = uuid("cus", &e.customer_id, "customer_id")?;
-        let (total, currency) = amount(e.total.as_ref(), "total")?;
-        let (balance, _) = amount(e.balance.as_ref(), "balance")?;
+        let invoice = id("inv", &e.invoice_id, "invoice_id")?;
+        let customer = id("cus", &e.customer_id, "customer_id")?;
+        let (total, currency) = money(e.total.as_ref(), "total")?;
+        let (balance, _) = money(e.balance.as_ref(), "balance")?;
         let due_date = date(&e.due_date, "due_date")?;
         let state = InvoiceState {
             invoice,
@@ -80,11 +61,11 @@ impl Handler {
 
 impl EventHandler for Handler {
     async fn handle(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
-        let tenant = Uuid::try_parse(&event.tenant_id).map_err(|_| permanent("tenant id"))?;
+        let tenant = Uuid::try_parse(&event.tenant_id).map_err(|_| malformed("tenant id"))?;
         match event.r#type.as_str() {
             "customer.upserted" => {
                 let e: CustomerUpserted = decode(event, "CustomerUpserted")?;
-                let customer = uuid("cus", &e.customer_id, "customer_id")?;
+                let customer = id("cus", &e.customer_id, "customer_id")?;
                 book::upsert_customer(conn, tenant, customer, &e.legal_name).await?;
             }
             "invoice.issued"
@@ -98,51 +79,51 @@ impl EventHandler for Handler {
             }
             "invoice.payment_applied" => {
                 let e: PaymentApplied = decode(event, "PaymentApplied")?;
-                let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
-                let installment = optional_uuid("ins", &e.installment_id, "installment_id")?;
-                let (balance, _) = amount(e.balance.as_ref(), "balance")?;
+                let invoice = id("inv", &e.invoice_id, "invoice_id")?;
+                let installment = optional_id("ins", &e.installment_id, "installment_id")?;
+                let (balance, _) = money(e.balance.as_ref(), "balance")?;
                 // Money this service sent is no longer pending once invoicing applied it.
                 let ours = e.payment_id.starts_with(PAYMENT_PREFIX).then_some(e.payment_id.as_str());
                 book::payment_applied(conn, tenant, invoice, installment, balance, ours).await?;
             }
             "installments.planned" => {
                 let e: InstallmentsPlanned = decode(event, "InstallmentsPlanned")?;
-                let invoice = uuid("inv", &e.invoice_id, "invoice_id")?;
+                let invoice = id("inv", &e.invoice_id, "invoice_id")?;
                 let mut plan = Vec::with_capacity(e.installments.len());
                 for p in &e.installments {
                     plan.push(PlannedInstallment {
-                        installment: uuid("ins", &p.installment_id, "installment_id")?,
-                        seq: i32::try_from(p.seq).map_err(|_| permanent("seq"))?,
+                        installment: id("ins", &p.installment_id, "installment_id")?,
+                        seq: i32::try_from(p.seq).map_err(|_| malformed("seq"))?,
                         due_date: date(&p.due_date, "due_date")?,
-                        amount: amount(p.amount.as_ref(), "amount")?.0,
-                        balance: amount(p.balance.as_ref(), "balance")?.0,
+                        amount: money(p.amount.as_ref(), "amount")?.0,
+                        balance: money(p.balance.as_ref(), "balance")?.0,
                     });
                 }
                 book::replace_plan(conn, tenant, invoice, &plan).await?;
             }
             "reference.assigned" => {
                 let e: ReferenceAssigned = decode(event, "ReferenceAssigned")?;
-                let customer = uuid("cus", &e.customer_id, "customer_id")?;
-                let invoice = optional_uuid("inv", &e.invoice_id, "invoice_id")?;
+                let customer = id("cus", &e.customer_id, "customer_id")?;
+                let invoice = optional_id("inv", &e.invoice_id, "invoice_id")?;
                 let reference: String = e.reference.chars().filter(|c| !c.is_whitespace()).collect();
                 if reference.is_empty() || reference.len() > 35 {
-                    return Err(permanent("reference"));
+                    return Err(malformed("reference"));
                 }
                 book::upsert_reference(conn, tenant, &reference.to_uppercase(), customer, invoice).await?;
             }
             "payout.created" => {
                 let e: PayoutCreated = decode(event, "PayoutCreated")?;
-                let (gross, currency) = amount(e.gross.as_ref(), "gross")?;
+                let (gross, currency) = money(e.gross.as_ref(), "gross")?;
                 let row = PayoutRow {
-                    payout_id: uuid("po", &e.payout_id, "payout_id")?,
+                    payout_id: id("po", &e.payout_id, "payout_id")?,
                     connector: e.connector.clone(),
                     payout_ref: e.payout_ref.clone(),
                     day: date(&e.day, "day")?,
                     currency: currency.clone(),
                     gross,
-                    fees: amount(e.fees.as_ref(), "fees")?.0,
-                    refunds: amount(e.refunds.as_ref(), "refunds")?.0,
-                    net: amount(e.net.as_ref(), "net")?.0,
+                    fees: money(e.fees.as_ref(), "fees")?.0,
+                    refunds: money(e.refunds.as_ref(), "refunds")?.0,
+                    net: money(e.net.as_ref(), "net")?.0,
                     line_id: None,
                 };
                 if book::insert_payout(conn, tenant, &row).await? {

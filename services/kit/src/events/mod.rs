@@ -10,6 +10,7 @@
 
 pub mod consumer;
 pub mod outbox;
+pub mod payload;
 pub mod relay;
 pub mod topics;
 
