@@ -263,7 +263,7 @@ impl Reconciliation {
                         amount: line.amount,
                         currency: line.currency.clone(),
                     };
-                    matches::insert(
+                    let row = matches::insert(
                         tx,
                         tenant,
                         &NewMatch {
@@ -282,8 +282,6 @@ impl Reconciliation {
                     .await?;
                     store::set_line_status(tx, tenant, line.id, "matched").await?;
                     book::set_payout_line(tx, tenant, payout, Some(line.id)).await?;
-                    let row =
-                        matches::get_for_update(tx, tenant, id).await?.ok_or(ReconciliationError::NotFound("match"))?;
                     self.announce(tx, tenant, &line, &row, std::slice::from_ref(&item), MATCH_CONFIRMED).await?;
                     run.confirmed += 1;
                 }
@@ -321,7 +319,7 @@ impl Reconciliation {
     ) -> Result<MatchRow> {
         let id = Uuid::now_v7();
         let payment_id = if confirm { format!("{PAYMENT_PREFIX}{}", id.simple()) } else { String::new() };
-        matches::insert(
+        let row = matches::insert(
             tx,
             tenant,
             &NewMatch {
@@ -339,7 +337,7 @@ impl Reconciliation {
         )
         .await?;
         store::set_line_status(tx, tenant, line.id, if confirm { "matched" } else { "suggested" }).await?;
-        matches::get_for_update(tx, tenant, id).await?.ok_or(ReconciliationError::NotFound("match"))
+        Ok(row)
     }
 
     /// What a confirmed match does: the money is pending on the items until invoicing applies
@@ -701,7 +699,7 @@ impl Reconciliation {
         let customer = rows.first().map(|r| r.customer_id);
         let id = Uuid::now_v7();
         let payment_id = format!("{PAYMENT_PREFIX}{}", id.simple());
-        matches::insert(
+        let m = matches::insert(
             &mut tx,
             tenant,
             &NewMatch {
@@ -719,7 +717,6 @@ impl Reconciliation {
         )
         .await?;
         store::set_line_status(&mut tx, tenant, line.id, "matched").await?;
-        let m = matches::get_for_update(&mut tx, tenant, id).await?.ok_or(ReconciliationError::NotFound("match"))?;
         let by_id: HashMap<Uuid, &ItemRow> = rows.iter().map(|r| (r.id, r)).collect();
         self.confirmed(&mut tx, tenant, &line, &m, &items, &by_id).await?;
         tx.commit().await?;

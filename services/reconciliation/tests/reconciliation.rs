@@ -23,6 +23,7 @@ use cobro_proto::reconciliation::v1::reconciliation_service_client::Reconciliati
 use cobro_proto::reconciliation::v1::reconciliation_service_server::ReconciliationServiceServer;
 use cobro_reconciliation::api::ReconciliationApi;
 use cobro_reconciliation::app::Reconciliation;
+use cobro_reconciliation::domain::rf::rf_reference as rf;
 use cobro_reconciliation::events::Handler;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
@@ -44,16 +45,6 @@ struct H {
 
 fn money(amount: &str, currency: &str) -> Option<Money> {
     Some(Money { currency: currency.into(), amount: amount.into() })
-}
-
-fn rf(reference_body: &str) -> String {
-    // ISO 11649: check digits over the body, "RF" and "00" moved to the end, letters as numbers.
-    let digits: String = format!("{reference_body}RF00")
-        .chars()
-        .map(|c| if c.is_ascii_digit() { c.to_string() } else { (c as u32 - 'A' as u32 + 10).to_string() })
-        .collect();
-    let rest = digits.chars().fold(0_u32, |acc, c| (acc * 10 + c.to_digit(10).unwrap()) % 97);
-    format!("RF{:02}{reference_body}", 98 - rest)
 }
 
 impl H {

@@ -48,12 +48,14 @@ pub struct NewMatch<'a> {
     pub items: &'a [MatchItemRow],
 }
 
-pub async fn insert(conn: &mut PgConnection, tenant: Uuid, m: &NewMatch<'_>) -> Result<(), sqlx::Error> {
+/// Insert a match with its items and audit row; the match as stored.
+pub async fn insert(conn: &mut PgConnection, tenant: Uuid, m: &NewMatch<'_>) -> Result<MatchRow, sqlx::Error> {
     let decided = m.status != "suggested";
-    sqlx::query(
+    let row = sqlx::query_as::<_, MatchRow>(sqlx::AssertSqlSafe(format!(
         "INSERT INTO matches (tenant_id, id, line_id, rule, confidence, status, customer_id, decided_by, decided_at, \
-         reason, payment_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN now() END, $10, $11)",
-    )
+         reason, payment_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, CASE WHEN $9 THEN now() END, $10, $11) \
+         RETURNING {MATCH_COLUMNS}"
+    )))
     .bind(tenant)
     .bind(m.id)
     .bind(m.line_id)
@@ -65,7 +67,7 @@ pub async fn insert(conn: &mut PgConnection, tenant: Uuid, m: &NewMatch<'_>) -> 
     .bind(decided)
     .bind(m.reason)
     .bind(m.payment_id)
-    .execute(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
     for item in m.items {
         sqlx::query(
@@ -84,7 +86,9 @@ pub async fn insert(conn: &mut PgConnection, tenant: Uuid, m: &NewMatch<'_>) -> 
         .execute(&mut *conn)
         .await?;
     }
-    audit(conn, tenant, m.id, m.line_id, if decided { "confirmed" } else { "suggested" }, m.decided_by, m.reason).await
+    audit(conn, tenant, m.id, m.line_id, if decided { "confirmed" } else { "suggested" }, m.decided_by, m.reason)
+        .await?;
+    Ok(row)
 }
 
 pub async fn audit(
