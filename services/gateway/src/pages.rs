@@ -123,6 +123,11 @@ fn refusal(lang: Language, code: &str) -> &'static str {
     }
 }
 
+/// The machine code identity gave with a refusal (empty when the call never reached it).
+fn refusal_code(status: &tonic::Status) -> String {
+    cobro_kit::error::error_detail(status).map(|d| d.code).unwrap_or_default()
+}
+
 fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
@@ -237,7 +242,7 @@ impl Pages {
         let renewed = match self.identity.clone().refresh_session(request).await {
             Ok(session) => self.signed_in(session.into_inner()).await,
             Err(status) => {
-                let code = cobro_kit::error::error_detail(&status).map(|d| d.code).unwrap_or_default();
+                let code = refusal_code(&status);
                 if code == "unavailable" || code == "internal" || code.is_empty() {
                     return Err(server_error());
                 }
@@ -405,7 +410,7 @@ pub async fn signin(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form):
         }
         Ok(None) => server_error(),
         Err(status) => {
-            let code = cobro_kit::error::error_detail(&status).map(|d| d.code).unwrap_or_default();
+            let code = refusal_code(&status);
             let page = p.render(
                 "signin.html",
                 &data,
@@ -469,7 +474,7 @@ pub async fn mfa(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form): Fo
             None => server_error(),
         },
         Err(status) => {
-            let code = cobro_kit::error::error_detail(&status).map(|d| d.code).unwrap_or_default();
+            let code = refusal_code(&status);
             let page =
                 p.render("mfa.html", &data, context! { title => "Cobro", error => refusal(data.language, &code) });
             p.respond(id, &data, (StatusCode::UNAUTHORIZED, page).into_response()).await
@@ -502,7 +507,7 @@ impl Pages {
                     PendingEnrolment { secret: SecretString::from(answer.secret), qr_svg: answer.qr_svg }
                 }
                 Err(status) => {
-                    let code = cobro_kit::error::error_detail(&status).map(|d| d.code).unwrap_or_default();
+                    let code = refusal_code(&status);
                     let page = self.render(
                     "signin.html",
                     &data,
@@ -551,7 +556,7 @@ pub async fn enrol(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form): 
                 .await
         }
         Err(status) => {
-            let code = cobro_kit::error::error_detail(&status).map(|d| d.code).unwrap_or_default();
+            let code = refusal_code(&status);
             let message = refusal(data.language, &code);
             p.enrol_page(id, data, message).await
         }
