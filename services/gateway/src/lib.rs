@@ -1,8 +1,14 @@
-//! The HTTP gateway. So far: the foundations of its pages and forms (`web`: sessions in Redis,
-//! CSRF tokens, security headers, per-address limits, language) and `/healthz`; the portal,
-//! console and REST API are still to come. It is stateless and owns no schema.
+//! The HTTP gateway: sign-in (`pages`), the customer portal (`portal`), the staff console
+//! (`console`), public payment-link pages, the sandbox's 3-D Secure page and processor webhooks
+//! (`public`), and the REST/JSON API with its OpenAPI document (`rest`). Underneath, `web`:
+//! sessions in Redis, CSRF tokens, security headers, per-address limits, language. It is
+//! stateless, owns no schema, and calls the services over gRPC with the signed-in person's token.
 
+pub mod console;
 pub mod pages;
+pub mod portal;
+pub mod public;
+pub mod rest;
 pub mod web;
 
 use std::net::SocketAddr;
@@ -27,6 +33,31 @@ pub struct GatewayConfig {
     /// ...and at the latest this long after sign-in.
     #[serde(default = "default_session_absolute")]
     pub session_absolute: String,
+    /// The services the gateway calls on a person's behalf.
+    #[serde(default = "default_invoicing_url")]
+    pub invoicing_url: String,
+    #[serde(default = "default_payments_url")]
+    pub payments_url: String,
+    #[serde(default = "default_notifications_url")]
+    pub notifications_url: String,
+    #[serde(default = "default_reconciliation_url")]
+    pub reconciliation_url: String,
+}
+
+fn default_invoicing_url() -> String {
+    "http://127.0.0.1:50052".to_owned()
+}
+
+fn default_payments_url() -> String {
+    "http://127.0.0.1:50053".to_owned()
+}
+
+fn default_notifications_url() -> String {
+    "http://127.0.0.1:50055".to_owned()
+}
+
+fn default_reconciliation_url() -> String {
+    "http://127.0.0.1:50056".to_owned()
 }
 
 fn default_session_idle() -> String {
@@ -39,6 +70,21 @@ fn default_session_absolute() -> String {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            listen: default_listen(),
+            secure_cookies: false,
+            session_idle: default_session_idle(),
+            session_absolute: default_session_absolute(),
+            invoicing_url: default_invoicing_url(),
+            payments_url: default_payments_url(),
+            notifications_url: default_notifications_url(),
+            reconciliation_url: default_reconciliation_url(),
+        }
+    }
 }
 
 impl Validate for GatewayConfig {
@@ -55,8 +101,8 @@ pub enum GatewayError {
     Config(#[from] ConfigError),
     #[error("gateway: cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
-    #[error("gateway: identity at {url}: {source}")]
-    Identity { url: String, source: tonic::transport::Error },
+    #[error("gateway: service at {url}: {source}")]
+    Service { url: String, source: tonic::transport::Error },
 }
 
 pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> Result<(), GatewayError> {
@@ -66,8 +112,13 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> Result<(
     let idle = cobro_kit::config::parse_duration("gateway.session_idle", &config.session_idle)?;
     let absolute = cobro_kit::config::parse_duration("gateway.session_absolute", &config.session_absolute)?;
     let redis = cobro_kit::cache::connect_lazy(&redis_config)?;
-    let channel = cobro_kit::grpc::connect_lazy(&auth.identity_url, std::time::Duration::from_secs(10))
-        .map_err(|source| GatewayError::Identity { url: auth.identity_url.clone(), source })?;
+    let connect = |url: &str| {
+        cobro_kit::grpc::connect_lazy(url, std::time::Duration::from_secs(30))
+            .map_err(|source| GatewayError::Service { url: url.to_owned(), source })
+    };
+    let channel = connect(&auth.identity_url)?;
+    let services =
+        pages::Services::connect_lazy(&config).map_err(|(url, source)| GatewayError::Service { url, source })?;
     let jwks: std::sync::Arc<dyn cobro_kit::auth::JwksSource> =
         std::sync::Arc::new(cobro_kit::auth::IdentityJwks::new(channel.clone()));
     let verifier = cobro_kit::auth::Verifier::new(
@@ -79,6 +130,7 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> Result<(
         sessions: web::session::SessionStore::new(redis.clone(), "cobro:gateway", idle, absolute),
         limiter: web::limits::RateLimiter::new(redis, "cobro:gateway:limit"),
         identity: cobro_proto::identity::v1::identity_service_client::IdentityServiceClient::new(channel),
+        services,
         verifier: std::sync::Arc::new(verifier),
         templates: pages::templates(),
         secure: config.secure_cookies,
@@ -105,11 +157,16 @@ pub fn router_with_pages(pages: std::sync::Arc<pages::Pages>) -> axum::Router {
     let secure = pages.secure;
     let routes = axum::Router::new()
         .route("/", get(pages::home))
+        .route("/account", get(pages::account))
         .route("/signin", get(pages::signin_form).post(pages::signin))
         .route("/signin/mfa", get(pages::mfa_form).post(pages::mfa))
         .route("/signin/enrol", get(pages::enrol_form).post(pages::enrol))
         .route("/signout", post(pages::signout))
         .route("/static/cobro.css", get(pages::stylesheet))
+        .merge(portal::routes())
+        .merge(console::routes())
+        .merge(public::routes())
+        .merge(rest::routes())
         .with_state(pages);
     base(routes, secure)
 }

@@ -14,6 +14,10 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Utc};
 use cobro_proto::identity::v1 as pb;
 use cobro_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use cobro_proto::invoicing::v1::invoicing_service_client::InvoicingServiceClient;
+use cobro_proto::notifications::v1::notifications_service_client::NotificationsServiceClient;
+use cobro_proto::payments::v1::payments_service_client::PaymentsServiceClient;
+use cobro_proto::reconciliation::v1::reconciliation_service_client::ReconciliationServiceClient;
 use minijinja::{Environment, context};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -32,6 +36,7 @@ pub struct Pages {
     pub sessions: SessionStore,
     pub limiter: RateLimiter,
     pub identity: IdentityServiceClient<Channel>,
+    pub services: Services,
     /// Checks identity's tokens against its published keys, as every service does.
     pub verifier: Arc<cobro_kit::auth::Verifier>,
     pub templates: Environment<'static>,
@@ -39,7 +44,32 @@ pub struct Pages {
     pub secure: bool,
 }
 
-const TEMPLATES: [(&str, &str); 6] = [
+/// The services the gateway calls on a person's behalf (clients are cheap to clone).
+#[derive(Clone)]
+pub struct Services {
+    pub invoicing: InvoicingServiceClient<Channel>,
+    pub payments: PaymentsServiceClient<Channel>,
+    pub notifications: NotificationsServiceClient<Channel>,
+    pub reconciliation: ReconciliationServiceClient<Channel>,
+}
+
+impl Services {
+    /// Clients that connect on first use, to the URLs of the gateway's configuration.
+    pub fn connect_lazy(config: &crate::GatewayConfig) -> Result<Services, (String, tonic::transport::Error)> {
+        let connect = |url: &str| {
+            cobro_kit::grpc::connect_lazy(url, Duration::from_secs(30)).map_err(|source| (url.to_owned(), source))
+        };
+        Ok(Services {
+            invoicing: InvoicingServiceClient::new(connect(&config.invoicing_url)?),
+            payments: PaymentsServiceClient::new(connect(&config.payments_url)?),
+            notifications: NotificationsServiceClient::new(connect(&config.notifications_url)?),
+            reconciliation: ReconciliationServiceClient::new(connect(&config.reconciliation_url)?),
+        })
+    }
+}
+
+const TEMPLATES: [(&str, &str); 7] = [
+    ("error.html", include_str!("../templates/error.html")),
     ("layout.html", include_str!("../templates/layout.html")),
     ("signin.html", include_str!("../templates/signin.html")),
     ("mfa.html", include_str!("../templates/mfa.html")),
@@ -50,7 +80,12 @@ const TEMPLATES: [(&str, &str); 6] = [
 
 pub fn templates() -> Environment<'static> {
     let mut env = Environment::new();
-    for (name, source) in TEMPLATES {
+    let all = TEMPLATES
+        .iter()
+        .chain(crate::portal::TEMPLATES)
+        .chain(crate::console::TEMPLATES)
+        .chain(crate::public::TEMPLATES);
+    for &(name, source) in all {
         // The templates are part of the binary; one that does not parse fails the tests.
         if let Err(error) = env.add_template(name, source) {
             tracing::error!(%error, name, "template does not parse");
@@ -59,7 +94,12 @@ pub fn templates() -> Environment<'static> {
     env
 }
 
-pub const STYLESHEET: &str = include_str!("../templates/cobro.css");
+/// One stylesheet: the base, then the portal's and the console's own rules.
+pub const STYLESHEET: &str = concat!(
+    include_str!("../templates/cobro.css"),
+    include_str!("../templates/portal.css"),
+    include_str!("../templates/console.css")
+);
 
 /// The words of the pages, per language.
 fn words(lang: Language) -> minijinja::Value {
@@ -93,6 +133,12 @@ fn words(lang: Language) -> minijinja::Value {
         welcome => pick("Bienvenido", "Welcome"),
         signed_in_as => pick("Sesión iniciada como", "Signed in as"),
         signout => pick("Cerrar sesión", "Sign out"),
+        skip => pick("Saltar al contenido", "Skip to content"),
+        sections => pick("Secciones", "Sections"),
+        account => pick("Mi cuenta", "My account"),
+        back_home => pick("Volver al inicio", "Back to the start"),
+        nav_dashboard => pick("Resumen", "Overview"),
+        nav_console => pick("Consola", "Console"),
     }
 }
 
@@ -124,11 +170,11 @@ fn refusal(lang: Language, code: &str) -> &'static str {
 }
 
 /// The machine code identity gave with a refusal (empty when the call never reached it).
-fn refusal_code(status: &tonic::Status) -> String {
+pub(crate) fn refusal_code(status: &tonic::Status) -> String {
     cobro_kit::error::error_detail(status).map(|d| d.code).unwrap_or_default()
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -142,7 +188,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// The end user's address: the last entry of `X-Forwarded-For`, the one the ingress in front of
 /// the gateway appended (earlier entries come from the client and could be anything), else
 /// unknown (the limit then counts every such request together, which fails safe).
-fn client_ip(headers: &HeaderMap) -> String {
+pub(crate) fn client_ip(headers: &HeaderMap) -> String {
     headers
         .get_all("x-forwarded-for")
         .iter()
@@ -155,18 +201,18 @@ fn client_ip(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-fn server_error() -> Response {
+pub(crate) fn server_error() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "The service is unavailable; try again shortly.").into_response()
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Default, Clone)]
 pub struct LangQuery {
     pub lang: Option<String>,
 }
 
 impl Pages {
     /// The request's session, or a new one (not yet stored).
-    async fn session(&self, headers: &HeaderMap) -> Result<(Option<SessionId>, SessionData), Response> {
+    pub(crate) async fn session(&self, headers: &HeaderMap) -> Result<(Option<SessionId>, SessionData), Response> {
         let language = i18n::Language::choose(
             cookie(headers, i18n::COOKIE),
             headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
@@ -186,7 +232,7 @@ impl Pages {
 
     /// Store the session (under its id, or a new one) and answer with `response`, setting the
     /// cookie when the id is new.
-    async fn respond(&self, id: Option<SessionId>, data: &SessionData, response: Response) -> Response {
+    pub(crate) async fn respond(&self, id: Option<SessionId>, data: &SessionData, response: Response) -> Response {
         let (id, new) = match id {
             Some(id) => match self.sessions.save(&id, data).await {
                 Ok(()) => (id, false),
@@ -204,7 +250,7 @@ impl Pages {
         response
     }
 
-    fn render(&self, name: &str, data: &SessionData, extra: minijinja::Value) -> Response {
+    pub(crate) fn render(&self, name: &str, data: &SessionData, extra: minijinja::Value) -> Response {
         let lang = data.language;
         let page = self.templates.get_template(name).and_then(|t| {
             t.render(context! { lang => lang.code(), t => words(lang), csrf => data.csrf.clone(), ..extra })
@@ -223,6 +269,129 @@ impl Pages {
         data.language = chosen;
         HeaderValue::from_str(&format!("{}={}; Path=/; SameSite=Lax; Max-Age=31536000", i18n::COOKIE, chosen.code()))
             .ok()
+    }
+}
+
+/// A signed-in person's request: their session, the token the gateway calls the services with
+/// on their behalf, and what the answer must carry back (a new language cookie).
+pub struct Visit {
+    pub id: SessionId,
+    pub data: SessionData,
+    pub person: SignedIn,
+    token: SecretString,
+    lang_cookie: Option<HeaderValue>,
+}
+
+impl Visit {
+    pub fn lang(&self) -> Language {
+        self.data.language
+    }
+
+    /// Staff (a tenant's user), as opposed to a portal contact.
+    pub fn is_staff(&self) -> bool {
+        self.person.kind == "user"
+    }
+
+    /// A request to a service, made with the person's own token: the service decides what
+    /// they may see and do, exactly as for any other client.
+    pub fn call<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Ok(value) = format!("Bearer {}", self.token.expose_secret()).parse() {
+            request.metadata_mut().insert("authorization", value);
+        }
+        request
+    }
+
+    /// Whether a submitted form carries this session's CSRF token.
+    pub fn csrf_ok(&self, submitted: &str) -> bool {
+        csrf::verify(&self.data.csrf, submitted)
+    }
+}
+
+impl Pages {
+    /// The signed-in person behind a request, or the answer to give instead: the sign-in page
+    /// when nobody is signed in (or their session ended), 503 when Redis or identity is down.
+    pub async fn visit(&self, headers: &HeaderMap, query: &LangQuery) -> Result<Visit, Response> {
+        let (id, mut data) = self.session(headers).await?;
+        let lang_cookie = Pages::with_language(&mut data, query);
+        let Some(id) = id else { return Err(Redirect::to("/signin").into_response()) };
+        let Some(token) = self.access_token(&id, &mut data).await? else {
+            return Err(Redirect::to("/signin").into_response());
+        };
+        let Some(person) = data.signed_in.clone() else { return Err(Redirect::to("/signin").into_response()) };
+        Ok(Visit { id, data, person, token, lang_cookie })
+    }
+
+    /// `visit` for a form post: also refuses (403) a form without this session's CSRF token.
+    pub async fn visit_form(&self, headers: &HeaderMap, csrf_token: &str) -> Result<Visit, Response> {
+        let visit = self.visit(headers, &LangQuery::default()).await?;
+        if !visit.csrf_ok(csrf_token) {
+            return Err(forbidden());
+        }
+        Ok(visit)
+    }
+
+    /// Render a page for a signed-in person: the template gets `lang`, `t` (the shared words),
+    /// `csrf`, `staff` and `person` besides `extra`.
+    pub fn page(&self, visit: &Visit, name: &str, extra: minijinja::Value) -> Response {
+        self.render(
+            name,
+            &visit.data,
+            context! { staff => visit.is_staff(), person => visit.person.subject.clone(), ..extra },
+        )
+    }
+
+    /// The answer to a signed-in request: the session saved (its idle clock restarts) and the
+    /// language cookie set when the person switched.
+    pub async fn finish(&self, visit: Visit, response: Response) -> Response {
+        let mut response = response;
+        if let Some(value) = visit.lang_cookie.clone() {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        if self.sessions.save(&visit.id, &visit.data).await.is_err() {
+            return server_error();
+        }
+        response
+    }
+
+    /// What a person sees when a service refuses: not found (also for another customer's or
+    /// tenant's ids), not allowed, or unavailable. Invalid input is for the form itself to show.
+    pub fn failure(&self, visit: &Visit, status: &tonic::Status) -> Response {
+        let lang = visit.lang();
+        let pick = |es: &'static str, en: &'static str| if lang == Language::Es { es } else { en };
+        let (code, message) = match status.code() {
+            tonic::Code::NotFound => {
+                (StatusCode::NOT_FOUND, pick("No encontramos lo que buscas.", "We could not find that."))
+            }
+            tonic::Code::PermissionDenied | tonic::Code::Unauthenticated => {
+                (StatusCode::FORBIDDEN, pick("No tienes permiso para esto.", "You are not allowed to do that."))
+            }
+            tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists => {
+                (StatusCode::UNPROCESSABLE_ENTITY, pick("No se pudo hacer:", "That could not be done:"))
+            }
+            _ => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                pick(
+                    "El servicio no está disponible. Inténtalo en un momento.",
+                    "The service is unavailable. Try again in a moment.",
+                ),
+            ),
+        };
+        // A refusal's message names the field and the rule; it never carries internals.
+        let detail = if code == StatusCode::UNPROCESSABLE_ENTITY { status.message().to_owned() } else { String::new() };
+        let page = self.page(visit, "error.html", context! { title => "Cobro", message => message, detail => detail });
+        (code, page).into_response()
+    }
+}
+
+/// The message to show beside a form when a service refused its input: the service's own
+/// words, which name the field (`amount: must be positive`).
+pub fn refusal_message(status: &tonic::Status) -> String {
+    match status.code() {
+        tonic::Code::InvalidArgument | tonic::Code::FailedPrecondition | tonic::Code::AlreadyExists => {
+            status.message().to_owned()
+        }
+        _ => String::new(),
     }
 }
 
@@ -261,24 +430,24 @@ impl Pages {
     }
 }
 
-pub async fn home(State(p): State<Arc<Pages>>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
-    let (id, mut data) = match p.session(&headers).await {
-        Ok(s) => s,
+/// Who is signed in, the language switch and sign-out.
+pub async fn account(State(p): State<Arc<Pages>>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+    let visit = match p.visit(&headers, &q).await {
+        Ok(v) => v,
         Err(r) => return r,
     };
-    let lang_cookie = Pages::with_language(&mut data, &q);
-    let Some(session_id) = id.clone() else { return Redirect::to("/signin").into_response() };
-    match p.access_token(&session_id, &mut data).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Redirect::to("/signin").into_response(),
-        Err(response) => return response,
-    }
-    let Some(signed_in) = data.signed_in.clone() else { return Redirect::to("/signin").into_response() };
-    let mut response = p.render("home.html", &data, context! { title => "Cobro", subject => signed_in.subject });
-    if let Some(value) = lang_cookie {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
-    p.respond(id, &data, response).await
+    let page = p.page(&visit, "home.html", context! { title => "Cobro", subject => visit.person.subject.clone() });
+    p.finish(visit, page).await
+}
+
+/// The landing page: staff go to the console, portal contacts to the portal.
+pub async fn home(State(p): State<Arc<Pages>>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
+    let visit = match p.visit(&headers, &q).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let to = if visit.is_staff() { "/console" } else { "/portal" };
+    p.finish(visit, Redirect::to(to).into_response()).await
 }
 
 pub async fn signin_form(State(p): State<Arc<Pages>>, headers: HeaderMap, Query(q): Query<LangQuery>) -> Response {
@@ -308,7 +477,7 @@ pub struct SignInForm {
     password: String,
 }
 
-fn forbidden() -> Response {
+pub(crate) fn forbidden() -> Response {
     (StatusCode::FORBIDDEN, "The form expired or did not come from this site; reload the page and try again.")
         .into_response()
 }
@@ -622,7 +791,7 @@ mod tests {
         }
         let env = templates();
         for lang in [Language::Es, Language::En] {
-            for name in ["signin.html", "mfa.html", "enrol.html", "recovery.html", "home.html"] {
+            for name in ["signin.html", "mfa.html", "enrol.html", "recovery.html", "home.html", "error.html"] {
                 let html = env
                     .get_template(name)
                     .and_then(|t| {
@@ -632,7 +801,7 @@ mod tests {
                     })
                     .unwrap_or_else(|e| panic!("{name}: {e:#}"));
                 // Every page with a form carries the CSRF token; the recovery codes page has none.
-                let has_form = name != "recovery.html";
+                let has_form = !matches!(name, "recovery.html" | "error.html");
                 assert_eq!(html.contains("name=\"csrf_token\" value=\"tok\""), has_form, "{name}");
                 assert!(name != "recovery.html" || html.contains("abcd-efgh"));
             }

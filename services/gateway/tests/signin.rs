@@ -87,6 +87,7 @@ impl H {
             sessions: sessions.clone(),
             limiter: RateLimiter::new(redis, format!("{gateway_prefix}:l")),
             identity: IdentityServiceClient::new(channel),
+            services: pages::Services::connect_lazy(&cobro_gateway::GatewayConfig::default()).unwrap(),
             verifier,
             templates: pages::templates(),
             secure: false,
@@ -211,7 +212,7 @@ async fn staff_signs_in_with_a_password_and_out_again() {
     assert_ne!(signed_in, cookie, "signing in replaces the session id");
     assert_eq!(location(&h.get("/", Some(&cookie)).await), "/signin", "the old id is worthless");
 
-    let home = h.get("/", Some(&signed_in)).await;
+    let home = h.get("/account", Some(&signed_in)).await;
     assert_eq!(home.status(), StatusCode::OK);
     let html = text(home).await;
     assert!(html.contains("Signed in as") && html.contains("usr_"), "{html}");
@@ -221,7 +222,7 @@ async fn staff_signs_in_with_a_password_and_out_again() {
     assert_eq!(forged_out.status(), StatusCode::FORBIDDEN);
     let out = h.post("/signout", Some(&signed_in), &[("csrf_token", &token)]).await;
     assert_eq!(location(&out), "/signin");
-    assert_eq!(location(&h.get("/", Some(&signed_in)).await), "/signin", "signed out");
+    assert_eq!(location(&h.get("/account", Some(&signed_in)).await), "/signin", "signed out");
     h.db.drop_schema().await;
 }
 
@@ -271,7 +272,7 @@ async fn an_account_with_two_factor_authentication_needs_its_code() {
     let good = h.post("/signin/mfa", Some(&cookie), &[("csrf_token", &token), ("code", &code(1))]).await;
     assert_eq!(location(&good), "/", "status {}", good.status());
     let signed_in = session_cookie(&good).expect("a new session id");
-    assert_eq!(h.get("/", Some(&signed_in)).await.status(), StatusCode::OK);
+    assert_eq!(h.get("/account", Some(&signed_in)).await.status(), StatusCode::OK);
     h.db.drop_schema().await;
 }
 
@@ -367,7 +368,7 @@ async fn a_tenant_that_requires_two_factor_authentication_enrols_the_account_at_
     let signed_in = session_cookie(&done).expect("signed in with a new session id");
     let html = text(done).await;
     assert_eq!(html.matches("<li><code>").count(), 10, "ten recovery codes, shown once: {html}");
-    assert_eq!(h.get("/", Some(&signed_in)).await.status(), StatusCode::OK);
+    assert_eq!(h.get("/account", Some(&signed_in)).await.status(), StatusCode::OK);
     h.db.drop_schema().await;
 }
 
@@ -390,7 +391,7 @@ async fn an_expiring_access_token_is_renewed_and_a_revoked_session_ends_here_too
     let before = data.signed_in.as_ref().unwrap().refresh_token.expose_secret().to_owned();
     data.signed_in.as_mut().unwrap().access_expires_at = chrono::Utc::now();
     h.sessions.save(&id, &data).await.unwrap();
-    assert_eq!(h.get("/", Some(&signed_in)).await.status(), StatusCode::OK);
+    assert_eq!(h.get("/account", Some(&signed_in)).await.status(), StatusCode::OK);
     let renewed = h.sessions.load(&id).await.unwrap().unwrap().signed_in.unwrap();
     assert_ne!(renewed.refresh_token.expose_secret(), before, "identity rotated the refresh token");
     assert!(renewed.access_expires_at > chrono::Utc::now() + chrono::Duration::seconds(60));
@@ -400,7 +401,7 @@ async fn an_expiring_access_token_is_renewed_and_a_revoked_session_ends_here_too
     let mut data = h.sessions.load(&id).await.unwrap().unwrap();
     data.signed_in.as_mut().unwrap().access_expires_at = chrono::Utc::now();
     h.sessions.save(&id, &data).await.unwrap();
-    assert_eq!(location(&h.get("/", Some(&signed_in)).await), "/signin");
+    assert_eq!(location(&h.get("/account", Some(&signed_in)).await), "/signin");
     assert!(h.sessions.load(&id).await.unwrap().is_none());
     h.db.drop_schema().await;
 }
