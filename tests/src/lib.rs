@@ -1,1 +1,6 @@
-//! End-to-end tests live in tests/.
+//! Cross-service end-to-end tests: the platform started in-process (`platform`), driven over
+//! its gRPC APIs and its web pages (`web`, and `webdriver` for a real browser).
+
+pub mod platform;
+pub mod web;
+pub mod webdriver;

@@ -264,7 +264,7 @@ impl Pages {
         }
     }
 
-    fn with_language(data: &mut SessionData, query: &LangQuery) -> Option<HeaderValue> {
+    pub(crate) fn with_language(data: &mut SessionData, query: &LangQuery) -> Option<HeaderValue> {
         let chosen = query.lang.as_deref().and_then(Language::parse)?;
         data.language = chosen;
         HeaderValue::from_str(&format!("{}={}; Path=/; SameSite=Lax; Max-Age=31536000", i18n::COOKIE, chosen.code()))

@@ -1,0 +1,397 @@
+//! The whole platform in one process, as `cobro serve all` runs it: every service's own
+//! `serve`, each on a free port, over the real Postgres schemas, Redis and the test broker,
+//! talking to each other over gRPC and Kafka. Tests drive it through its public APIs only.
+//!
+//! Platforms share the schemas, topics and consumer groups (like replicas of one deployment),
+//! so tests that start one run one at a time (the `platform` test group in
+//! `.config/nextest.toml`) and every test works in a tenant of its own.
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cobro_identity::domain::totp;
+use cobro_kit::config::{Layers, Settings};
+use cobro_proto::common::v1::Money;
+use cobro_proto::identity::v1 as idpb;
+use cobro_proto::identity::v1::identity_service_client::IdentityServiceClient;
+use cobro_proto::invoicing::v1 as invpb;
+use cobro_proto::invoicing::v1::invoicing_service_client::InvoicingServiceClient;
+use tokio::sync::Mutex;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::Channel;
+use uuid::Uuid;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Services with a gRPC listener, in start order.
+const GRPC_SERVICES: [&str; 6] = ["identity", "vault", "invoicing", "payments", "notifications", "reconciliation"];
+
+pub struct Platform {
+    pub gateway_url: String,
+    pub identity: Channel,
+    pub invoicing: Channel,
+    pub payments: Channel,
+    pub notifications: Channel,
+    pub reconciliation: Channel,
+    pub settings: Settings,
+    admin: Arc<cobro_identity::app::Identity>,
+    shutdown: CancellationToken,
+    tasks: JoinSet<(&'static str, Result<(), String>)>,
+}
+
+/// A tenant of its own for one test, its owner signed in with a second factor.
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    pub owner_email: String,
+    pub password: String,
+    /// Base32, as an authenticator app is given it.
+    pub totp_secret: String,
+    /// The owner's access token (every staff permission).
+    pub token: String,
+    last_step: Mutex<u64>,
+}
+
+/// An invoicing customer with a portal contact who can sign in.
+pub struct Customer {
+    pub id: String,
+    pub email: String,
+    pub password: String,
+}
+
+fn config_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config")
+}
+
+fn addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], cobro_kit::testing::free_port()))
+}
+
+/// A channel to a service once it listens; a service that stopped on its own fails the test
+/// with its error.
+async fn connect(url: &str, tasks: &mut JoinSet<(&'static str, Result<(), String>)>) -> Channel {
+    for _ in 0..300 {
+        if let Ok(channel) = cobro_kit::grpc::connect(url, Duration::from_secs(30)).await {
+            return channel;
+        }
+        if let Some(ended) = tasks.try_join_next() {
+            panic!("a service stopped while the platform started: {ended:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} did not come up within 30 s");
+}
+
+impl Platform {
+    pub async fn start() -> Platform {
+        let brokers = std::env::var("COBRO_TEST_KAFKA_BROKERS")
+            .expect("COBRO_TEST_KAFKA_BROKERS is not set: run the tests through `infra/dev test`");
+        let addrs: Vec<(&str, SocketAddr)> = GRPC_SERVICES.iter().map(|name| (*name, addr())).collect();
+        let url = |name: &str| {
+            let (_, a) = addrs.iter().find(|(n, _)| *n == name).expect("a known service");
+            format!("http://{a}")
+        };
+        let gateway = addr();
+        let gateway_url = format!("http://{gateway}");
+        let mut overrides: Vec<(String, String)> = addrs.iter().map(|(n, a)| (format!("{n}.listen"), a.to_string())).collect();
+        overrides.extend([
+            ("gateway.listen".to_owned(), gateway.to_string()),
+            ("kafka.brokers[0]".to_owned(), brokers),
+            ("telemetry.metrics_listen".to_owned(), String::new()),
+            ("auth.identity_url".to_owned(), url("identity")),
+            ("payments.vault_url".to_owned(), url("vault")),
+            ("payments.sandbox.challenge_base_url".to_owned(), gateway_url.clone()),
+            ("gateway.invoicing_url".to_owned(), url("invoicing")),
+            ("gateway.payments_url".to_owned(), url("payments")),
+            ("gateway.notifications_url".to_owned(), url("notifications")),
+            ("gateway.reconciliation_url".to_owned(), url("reconciliation")),
+        ]);
+        let layers = |overrides: Vec<(String, String)>| Layers {
+            dir: Some(config_dir()),
+            env: Some("dev".to_owned()),
+            file: None,
+            read_env: true,
+            overrides,
+        };
+        let settings = layers(overrides.clone()).load().expect("platform settings");
+        for (name, migrator) in [
+            ("identity", cobro_identity::migrator()),
+            ("vault", cobro_vault::migrator()),
+            ("invoicing", cobro_invoicing::migrator()),
+            ("payments", cobro_payments::migrator()),
+            ("notifications", cobro_notifications::migrator()),
+            ("reconciliation", cobro_reconciliation::migrator()),
+        ] {
+            cobro_kit::service::migrate_only(&settings, name, &migrator)
+                .await
+                .unwrap_or_else(|e| panic!("migrate {name}: {e}"));
+        }
+        let admin = cobro_identity::admin(&settings).await.expect("identity admin");
+        // Payments calls the vault as itself: `infra/dev` makes its credential once; a run
+        // without it makes one here.
+        let settings = if std::env::var("COBRO__PAYMENTS__CLIENT_SECRET").is_ok() {
+            settings
+        } else {
+            let secret = admin.put_service_client("payments").await.expect("payments' credential");
+            overrides.push(("payments.client_secret".to_owned(), secrecy::ExposeSecret::expose_secret(&secret).to_owned()));
+            layers(overrides).load().expect("platform settings")
+        };
+
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        macro_rules! spawn {
+            ($name:literal, $krate:ident) => {{
+                let (settings, shutdown) = (settings.clone(), shutdown.clone());
+                tasks.spawn(async move { ($name, $krate::serve(&settings, shutdown).await.map_err(|e| e.to_string())) });
+            }};
+        }
+        spawn!("identity", cobro_identity);
+        spawn!("vault", cobro_vault);
+        spawn!("invoicing", cobro_invoicing);
+        spawn!("payments", cobro_payments);
+        spawn!("notifications", cobro_notifications);
+        spawn!("reconciliation", cobro_reconciliation);
+        spawn!("gateway", cobro_gateway);
+
+        let platform = Platform {
+            gateway_url: gateway_url.clone(),
+            identity: connect(&url("identity"), &mut tasks).await,
+            invoicing: connect(&url("invoicing"), &mut tasks).await,
+            payments: connect(&url("payments"), &mut tasks).await,
+            notifications: connect(&url("notifications"), &mut tasks).await,
+            reconciliation: connect(&url("reconciliation"), &mut tasks).await,
+            settings,
+            admin,
+            shutdown,
+            tasks,
+        };
+        let web = crate::web::Web::new(&gateway_url);
+        for _ in 0..150 {
+            if web.clone().get("/healthz").await.status == 200 {
+                return platform;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the gateway did not come up within 15 s");
+    }
+
+    /// Stop every service the way a signal does (consumers leave their groups), and fail the
+    /// test if one of them had stopped on its own.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        let mut failed = Vec::new();
+        while let Some(joined) = self.tasks.join_next().await {
+            match joined {
+                Ok((_, Ok(()))) => {}
+                Ok((name, Err(e))) => failed.push(format!("{name}: {e}")),
+                Err(e) => failed.push(format!("task: {e}")),
+            }
+        }
+        assert!(failed.is_empty(), "services failed: {failed:?}");
+    }
+
+    pub fn identity_client(&self) -> IdentityServiceClient<Channel> {
+        IdentityServiceClient::new(self.identity.clone())
+    }
+
+    pub fn invoicing_client(&self) -> InvoicingServiceClient<Channel> {
+        InvoicingServiceClient::new(self.invoicing.clone())
+    }
+
+    /// A new tenant whose owner has TOTP enrolled, and whose policy requires it of staff.
+    pub async fn tenant(&self) -> Tenant {
+        let slug = format!("t{}", &Uuid::now_v7().simple().to_string()[16..]);
+        let owner_email = format!("owner@{slug}.example.com");
+        let (tenant, _) = self
+            .admin
+            .bootstrap_tenant(
+                None,
+                cobro_identity::app::TenantBootstrap {
+                    slug: slug.clone(),
+                    name: "Aceros del Norte S.A. de C.V.".into(),
+                    default_locale: "es-MX".into(),
+                    default_timezone: "America/Mexico_City".into(),
+                    owner_email: owner_email.clone(),
+                    owner_name: "Marta Ruiz".into(),
+                    owner_password: PASSWORD.into(),
+                },
+            )
+            .await
+            .expect("bootstrap a tenant");
+        let mut identity = self.identity_client();
+        let login = identity
+            .login(idpb::LoginRequest {
+                tenant: slug.clone(),
+                email: owner_email.clone(),
+                password: PASSWORD.into(),
+                client_ip: String::new(),
+            })
+            .await
+            .expect("owner signs in")
+            .into_inner()
+            .result;
+        let (secret, session) = match login {
+            Some(idpb::login_response::Result::Session(session)) => {
+                let token = session.access.clone().expect("access token").access_token;
+                let begun = identity
+                    .begin_totp_enrolment(bearer(
+                        idpb::BeginTotpEnrolmentRequest { current_password: PASSWORD.into(), ..Default::default() },
+                        &token,
+                    ))
+                    .await
+                    .expect("begin enrolment")
+                    .into_inner();
+                let code = code_at(&begun.secret, now_step());
+                identity
+                    .confirm_totp_enrolment(bearer(
+                        idpb::ConfirmTotpEnrolmentRequest { code, ..Default::default() },
+                        &token,
+                    ))
+                    .await
+                    .expect("confirm enrolment");
+                (begun.secret, session)
+            }
+            Some(idpb::login_response::Result::MfaChallenge(challenge)) => {
+                let begun = identity
+                    .begin_totp_enrolment(idpb::BeginTotpEnrolmentRequest {
+                        challenge_token: challenge.challenge_token.clone(),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("begin enrolment")
+                    .into_inner();
+                let confirmed = identity
+                    .confirm_totp_enrolment(idpb::ConfirmTotpEnrolmentRequest {
+                        challenge_token: challenge.challenge_token,
+                        code: code_at(&begun.secret, now_step()),
+                        client_ip: String::new(),
+                    })
+                    .await
+                    .expect("confirm enrolment")
+                    .into_inner();
+                (begun.secret, confirmed.session.expect("a session"))
+            }
+            None => panic!("login answered nothing"),
+        };
+        let token = session.access.expect("access token").access_token;
+        identity
+            .update_tenant(bearer(
+                idpb::UpdateTenantRequest { mfa_required_for_staff: Some(true), ..Default::default() },
+                &token,
+            ))
+            .await
+            .expect("require 2FA of staff");
+        Tenant {
+            id: tenant.id,
+            slug,
+            owner_email,
+            password: PASSWORD.into(),
+            totp_secret: secret,
+            token,
+            last_step: Mutex::new(now_step()),
+        }
+    }
+
+    /// An MXN customer on 30-day terms, with a portal contact speaking `language`.
+    pub async fn customer(&self, t: &Tenant, legal_name: &str, language: &str) -> Customer {
+        let email = format!("ap-{}@{}.example.com", &Uuid::now_v7().simple().to_string()[20..], t.slug);
+        let customer = self
+            .invoicing_client()
+            .upsert_customer(t.staff(invpb::UpsertCustomerRequest {
+                id: String::new(),
+                customer: Some(invpb::Customer {
+                    legal_name: legal_name.into(),
+                    tax_country: "MX".into(),
+                    currency: "MXN".into(),
+                    payment_terms_days: 30,
+                    contacts: vec![invpb::Contact {
+                        name: "Cuentas por pagar".into(),
+                        email: email.clone(),
+                        language: language.into(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }),
+            }))
+            .await
+            .expect("create a customer")
+            .into_inner();
+        self.identity_client()
+            .create_contact(t.staff(idpb::CreateContactRequest {
+                email: email.clone(),
+                display_name: "Cuentas por pagar".into(),
+                customer_id: customer.id.clone(),
+                password: PASSWORD.into(),
+            }))
+            .await
+            .expect("create a portal contact");
+        Customer { id: customer.id, email, password: PASSWORD.into() }
+    }
+
+    /// An issued invoice of one untaxed line for `amount` (MXN), due in 30 days.
+    pub async fn open_invoice(&self, t: &Tenant, c: &Customer, amount: &str) -> String {
+        let mut invoicing = self.invoicing_client();
+        let draft = invoicing
+            .create_invoice(t.staff(invpb::CreateInvoiceRequest {
+                customer_id: c.id.clone(),
+                lines: vec![invpb::LineInput {
+                    description: "Lámina galvanizada calibre 26".into(),
+                    quantity: "1".into(),
+                    unit_price: amount.into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }))
+            .await
+            .expect("create an invoice")
+            .into_inner();
+        invoicing.issue_invoice(t.staff(invpb::IssueInvoiceRequest { id: draft.id.clone() })).await.expect("issue it");
+        draft.id
+    }
+}
+
+impl Tenant {
+    /// A TOTP code for a step not used before: identity accepts each step once, and one step
+    /// ahead of the clock, so this waits only after two sign-ins within one 30-second step.
+    pub async fn totp(&self) -> String {
+        let mut last = self.last_step.lock().await;
+        loop {
+            let now = now_step();
+            let next = (*last + 1).max(now);
+            if next <= now + 1 {
+                *last = next;
+                return code_at(&self.totp_secret, next);
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// A request carrying the owner's token.
+    pub fn staff<T>(&self, message: T) -> tonic::Request<T> {
+        bearer(message, &self.token)
+    }
+}
+
+pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().expect("ascii token"));
+    request
+}
+
+pub fn money(amount: &str, currency: &str) -> Option<Money> {
+    Some(Money { amount: amount.into(), currency: currency.into() })
+}
+
+fn now_step() -> u64 {
+    let now = u64::try_from(chrono::Utc::now().timestamp()).expect("after 1970");
+    totp::time_step(now)
+}
+
+/// The six-digit SHA-1 code of a base32 secret at a 30-second step.
+pub fn code_at(secret: &str, step: u64) -> String {
+    let key = totp::base32_decode(secret).expect("a base32 secret");
+    totp::totp(totp::Algorithm::Sha1, &key, step * 30, 6)
+}

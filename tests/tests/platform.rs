@@ -1,0 +1,31 @@
+//! The platform starts as one product: a tenant with 2FA-protected staff, a customer with a
+//! portal contact and an issued invoice, and both kinds of person can sign in to the gateway.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use cobro_e2e::platform::Platform;
+use cobro_e2e::web::Web;
+use cobro_proto::invoicing::v1 as invpb;
+
+#[tokio::test]
+async fn staff_and_contacts_sign_in_and_see_their_own_side() {
+    let platform = Platform::start().await;
+    let tenant = platform.tenant().await;
+    let customer = platform.customer(&tenant, "Constructora Álamo S.A.", "es").await;
+    let invoice = platform.open_invoice(&tenant, &customer, "1500.00").await;
+    let issued = platform
+        .invoicing_client()
+        .get_invoice(tenant.staff(invpb::GetInvoiceRequest { id: invoice.clone() }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((issued.status.as_str(), issued.balance.unwrap().amount.as_str()), ("open", "1500.00"));
+
+    let staff = Web::new(&platform.gateway_url);
+    staff.sign_in_staff(&tenant).await;
+    assert_eq!(staff.get("/").await.location.as_deref(), Some("/console"));
+
+    let contact = Web::new(&platform.gateway_url);
+    contact.sign_in_contact(&tenant, &customer).await;
+    assert_eq!(contact.get("/").await.location.as_deref(), Some("/portal"));
+    platform.stop().await;
+}

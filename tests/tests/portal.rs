@@ -1,0 +1,156 @@
+//! The customer portal over HTTP against the whole platform: a contact sees what they owe,
+//! opens and downloads their invoice, pays it by card and sees it paid once the payment has
+//! travelled through the broker; forms without the session's token are refused; another
+//! customer's invoice does not exist for them; "I can't pay" is received; a mistyped card is
+//! pointed at and never shown back.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use cobro_e2e::platform::Platform;
+use cobro_e2e::web::{Web, csrf};
+use cobro_kit::testing::eventually;
+
+/// The value of a page's `name` field (the first one).
+fn field(html: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker).unwrap_or_else(|| panic!("no {name} field in the page:\n{html}")) + marker.len();
+    html[start..].split('"').next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_contact_sees_pays_and_asks_for_time_on_their_own_invoices() {
+    let platform = Platform::start().await;
+    let tenant = platform.tenant().await;
+    let customer = platform.customer(&tenant, "Constructora Álamo S.A.", "en").await;
+    let other = platform.customer(&tenant, "Ferretería La Esperanza", "es").await;
+    let invoice = platform.open_invoice(&tenant, &customer, "1160.00").await;
+    let second = platform.open_invoice(&tenant, &customer, "300.00").await;
+    let foreign = platform.open_invoice(&tenant, &other, "999.00").await;
+
+    let web = Web::new(&platform.gateway_url);
+    assert_eq!(web.get("/portal").await.location.as_deref(), Some("/signin"), "the portal needs a signed-in contact");
+    web.sign_in_contact(&tenant, &customer).await;
+
+    // The dashboard: what is due, in English once chosen.
+    let dashboard = web.get("/portal?lang=en").await;
+    assert_eq!(dashboard.status, 200, "{}", dashboard.body);
+    assert!(dashboard.body.contains("Total due"), "{}", dashboard.body);
+    assert!(dashboard.body.contains("1,460.00 MXN"), "both invoices add up:\n{}", dashboard.body);
+    assert!(dashboard.body.contains(&format!("/portal/invoices/{invoice}/hardship")), "I can't pay is one click away");
+
+    // The invoice and its PDF.
+    let page = web.get(&format!("/portal/invoices/{invoice}")).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("1,160.00 MXN") && page.body.contains("Lámina galvanizada"), "{}", page.body);
+    let pdf = web.get(&format!("/portal/invoices/{invoice}/pdf")).await;
+    assert_eq!(pdf.status, 200);
+    assert_eq!(pdf.content_type, "application/pdf");
+    assert!(pdf.content_disposition.starts_with("attachment"), "{}", pdf.content_disposition);
+    assert!(pdf.bytes.starts_with(b"%PDF"), "a PDF document");
+
+    // Another customer's invoice does not exist here, in any form.
+    assert_eq!(web.get(&format!("/portal/invoices/{foreign}")).await.status, 404);
+    assert_eq!(web.get(&format!("/portal/invoices/{foreign}/pdf")).await.status, 404);
+
+    // A form without the session's token is refused, and nothing is made.
+    let forged = web.post("/portal/pay", &[("invoice_ids", invoice.as_str())]).await;
+    assert_eq!(forged.status, 403);
+
+    // Paying: one intent however often the form is sent (payments learns of the invoice from
+    // invoicing's events, so the first tries may come too early).
+    let token = csrf(&page.body);
+    let key = field(&page.body, "idempotency_key");
+    let pay = [("csrf_token", token.as_str()), ("idempotency_key", key.as_str()), ("invoice_ids", invoice.as_str())];
+    let made = eventually(Duration::from_secs(30), || {
+        let web = &web;
+        async move { web.post("/portal/pay", &pay).await.status == 303 }
+    })
+    .await;
+    assert!(made, "the payment was never created");
+    let first = web.post("/portal/pay", &pay).await;
+    let again = web.post("/portal/pay", &pay).await;
+    let to = first.location.clone().unwrap();
+    assert!(to.starts_with("/portal/payments/pay_"), "{to}");
+    assert_eq!(again.location.as_deref(), Some(to.as_str()), "a double submit is one payment");
+
+    let choose = web.get(&to).await;
+    assert_eq!(choose.status, 200, "{}", choose.body);
+    assert!(choose.body.contains("name=\"pan\"") && choose.body.contains("Bank transfer"), "{}", choose.body);
+
+    // A mistyped card number: the form names the field and never shows the number back.
+    let confirm = format!("{to}/confirm");
+    let token = csrf(&choose.body);
+    let bad = web
+        .post(
+            &confirm,
+            &[
+                ("csrf_token", token.as_str()),
+                ("idempotency_key", &field(&choose.body, "idempotency_key")),
+                ("method", "card"),
+                ("pan", "4242 4242 4242 4241"),
+                ("exp_month", "12"),
+                ("exp_year", "2031"),
+                ("holder_name", "Ana López"),
+            ],
+        )
+        .await;
+    assert_eq!(bad.status, 422, "{}", bad.body);
+    assert!(bad.body.contains("Card number"), "the field is named:\n{}", bad.body);
+    assert!(!bad.body.contains("4242424242424241") && !bad.body.contains("4242 4242 4242 4241"));
+    assert!(bad.body.contains("value=\"12\""), "the rest of the form is kept");
+
+    let paid = web
+        .post(
+            &confirm,
+            &[
+                ("csrf_token", token.as_str()),
+                ("idempotency_key", &field(&bad.body, "idempotency_key")),
+                ("method", "card"),
+                ("pan", "4242 4242 4242 4242"),
+                ("exp_month", "12"),
+                ("exp_year", "2031"),
+                ("holder_name", "Ana López"),
+            ],
+        )
+        .await;
+    assert_eq!((paid.status, paid.location.as_deref()), (303, Some(to.as_str())), "{}", paid.body);
+    let result = web.get(&to).await;
+    assert!(result.body.contains("<strong>Paid</strong>"), "{}", result.body);
+    let receipt = web.get(&format!("{to}/receipt")).await;
+    assert_eq!(receipt.status, 200);
+    assert!(receipt.body.contains("1,160.00 MXN"), "{}", receipt.body);
+    assert!(web.get("/portal/payments").await.body.contains(&format!("{to}/receipt")), "the history lists the receipt");
+
+    // The invoice shows paid once invoicing has applied the payment from the broker.
+    let shown_paid = eventually(Duration::from_secs(30), || {
+        let (web, path) = (&web, format!("/portal/invoices/{invoice}"));
+        async move { web.get(&path).await.body.contains("class=\"badge paid\"") }
+    })
+    .await;
+    assert!(shown_paid, "the invoice never showed paid");
+
+    // I can't pay: the request is received and confirmed.
+    let ask = web.get(&format!("/portal/invoices/{second}/hardship")).await;
+    assert_eq!(ask.status, 200, "{}", ask.body);
+    let first_date = (chrono::Utc::now().date_naive() + chrono::Days::new(30)).to_string();
+    let hardship_path = format!("/portal/invoices/{second}/hardship");
+    let token = csrf(&ask.body);
+    let reason = "Our main client paid late this month.";
+    let wrong =
+        [("csrf_token", token.as_str()), ("reason", reason), ("installments", "one"), ("first_date", &first_date)];
+    let refused = web.post(&hardship_path, &wrong).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.body.contains("Number of installments"), "the field is named:\n{}", refused.body);
+    let right =
+        [("csrf_token", token.as_str()), ("reason", reason), ("installments", "3"), ("first_date", &first_date)];
+    let received = web.post(&hardship_path, &right).await;
+    assert_eq!(received.status, 200, "{}", received.body);
+    assert!(received.body.contains("We received your request"), "{}", received.body);
+
+    // Staff have the console, not the portal.
+    let staff = Web::new(&platform.gateway_url);
+    staff.sign_in_staff(&tenant).await;
+    assert_eq!(staff.get("/portal").await.location.as_deref(), Some("/console"));
+    platform.stop().await;
+}
