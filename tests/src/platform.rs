@@ -96,7 +96,8 @@ impl Platform {
         };
         let gateway = addr();
         let gateway_url = format!("http://{gateway}");
-        let mut overrides: Vec<(String, String)> = addrs.iter().map(|(n, a)| (format!("{n}.listen"), a.to_string())).collect();
+        let mut overrides: Vec<(String, String)> =
+            addrs.iter().map(|(n, a)| (format!("{n}.listen"), a.to_string())).collect();
         overrides.extend([
             ("gateway.listen".to_owned(), gateway.to_string()),
             ("kafka.brokers[0]".to_owned(), brokers),
@@ -136,7 +137,8 @@ impl Platform {
             settings
         } else {
             let secret = admin.put_service_client("payments").await.expect("payments' credential");
-            overrides.push(("payments.client_secret".to_owned(), secrecy::ExposeSecret::expose_secret(&secret).to_owned()));
+            overrides
+                .push(("payments.client_secret".to_owned(), secrecy::ExposeSecret::expose_secret(&secret).to_owned()));
             layers(overrides).load().expect("platform settings")
         };
 
@@ -145,7 +147,8 @@ impl Platform {
         macro_rules! spawn {
             ($name:literal, $krate:ident) => {{
                 let (settings, shutdown) = (settings.clone(), shutdown.clone());
-                tasks.spawn(async move { ($name, $krate::serve(&settings, shutdown).await.map_err(|e| e.to_string())) });
+                tasks
+                    .spawn(async move { ($name, $krate::serve(&settings, shutdown).await.map_err(|e| e.to_string())) });
             }};
         }
         spawn!("identity", cobro_identity);
@@ -170,7 +173,7 @@ impl Platform {
         };
         let web = crate::web::Web::new(&gateway_url);
         for _ in 0..150 {
-            if web.clone().get("/healthz").await.status == 200 {
+            if web.try_get("/healthz").await.is_some_and(|r| r.status == 200) {
                 return platform;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

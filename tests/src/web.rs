@@ -50,17 +50,13 @@ impl Web {
     }
 
     /// A multipart form post: text fields, then one file field.
-    pub async fn post_multipart(
-        &self,
-        path: &str,
-        fields: &[(&str, &str)],
-        file: (&str, &str, &[u8]),
-    ) -> Reply {
+    pub async fn post_multipart(&self, path: &str, fields: &[(&str, &str)], file: (&str, &str, &[u8])) -> Reply {
         let boundary = format!("cobro{}", uuid::Uuid::new_v4().simple());
         let mut body = Vec::new();
         for (name, value) in fields {
             body.extend_from_slice(
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n").as_bytes(),
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
             );
         }
         let (name, filename, content) = file;
@@ -85,7 +81,22 @@ impl Web {
         self.send_with(method, path, &headers, body).await
     }
 
+    /// `get`, or `None` when nothing answers (a server still starting).
+    pub async fn try_get(&self, path: &str) -> Option<Reply> {
+        self.try_send_with("GET", path, &[], Vec::new()).await.ok()
+    }
+
     async fn send_with(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Reply {
+        self.try_send_with(method, path, headers, body).await.unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    async fn try_send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Reply, hyper_util::client::legacy::Error> {
         let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) };
         let mut request = hyper::Request::builder().method(method).uri(&url);
         let cookie = {
@@ -99,7 +110,7 @@ impl Web {
             request = request.header(*name, *value);
         }
         let request = request.body(Full::new(Bytes::from(body))).expect("a request");
-        let response = self.client.request(request).await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let response = self.client.request(request).await?;
         {
             let mut jar = self.cookies.lock().unwrap();
             for value in response.headers().get_all("set-cookie") {
@@ -123,7 +134,14 @@ impl Web {
         let content_type = header("content-type");
         let content_disposition = header("content-disposition");
         let bytes = response.into_body().collect().await.expect("a body").to_bytes().to_vec();
-        Reply { status, location, content_type, content_disposition, body: String::from_utf8_lossy(&bytes).into_owned(), bytes }
+        Ok(Reply {
+            status,
+            location,
+            content_type,
+            content_disposition,
+            body: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes,
+        })
     }
 
     /// Sign in as the tenant's owner (password, then a TOTP code); panics if it fails.
@@ -131,9 +149,16 @@ impl Web {
         let form = self.get("/signin").await;
         let token = csrf(&form.body);
         let answer = self
-            .post("/signin", &[("csrf_token", &token), ("tenant", &t.slug), ("email", &t.owner_email), ("password", &t.password)])
+            .post(
+                "/signin",
+                &[("csrf_token", &token), ("tenant", &t.slug), ("email", &t.owner_email), ("password", &t.password)],
+            )
             .await;
-        assert_eq!(answer.location.as_deref(), Some("/signin/mfa"), "staff sign-in asks for the second factor: {answer:?}");
+        assert_eq!(
+            answer.location.as_deref(),
+            Some("/signin/mfa"),
+            "staff sign-in asks for the second factor: {answer:?}"
+        );
         let page = self.get("/signin/mfa").await;
         let code = t.totp().await;
         let done = self.post("/signin/mfa", &[("csrf_token", &csrf(&page.body)), ("code", &code)]).await;
@@ -145,7 +170,10 @@ impl Web {
         let form = self.get("/signin").await;
         let token = csrf(&form.body);
         let answer = self
-            .post("/signin", &[("csrf_token", &token), ("tenant", &t.slug), ("email", &c.email), ("password", &c.password)])
+            .post(
+                "/signin",
+                &[("csrf_token", &token), ("tenant", &t.slug), ("email", &c.email), ("password", &c.password)],
+            )
             .await;
         assert_eq!(answer.location.as_deref(), Some("/"), "contact signed in: {answer:?}");
     }

@@ -43,7 +43,7 @@ impl Browser {
         let http = Web::new(&format!("http://127.0.0.1:{port}"));
         let mut ready = false;
         for _ in 0..100 {
-            if tokio::time::timeout(Duration::from_secs(1), http.get("/status")).await.is_ok_and(|r| r.body.contains("\"ready\":true")) {
+            if http.try_get("/status").await.is_some_and(|r| r.body.contains("\"ready\":true")) {
                 ready = true;
                 break;
             }
@@ -197,7 +197,10 @@ async fn send(http: &Web, method: &str, path: &str, body: Option<Value>) -> Valu
     let answer = send_raw(http, method, path, body).await;
     let value = answer.get("value").cloned().unwrap_or(Value::Null);
     if let Some(error) = value.get("error").and_then(Value::as_str) {
-        panic!("WebDriver {method} {path}: {error}: {}", value.get("message").and_then(Value::as_str).unwrap_or_default());
+        panic!(
+            "WebDriver {method} {path}: {error}: {}",
+            value.get("message").and_then(Value::as_str).unwrap_or_default()
+        );
     }
     value
 }

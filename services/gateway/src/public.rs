@@ -11,8 +11,8 @@ use std::time::Duration;
 use axum::Form;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{self, HeaderMap};
 use axum::http::StatusCode;
+use axum::http::header::{self, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 use cobro_proto::payments::v1 as pb;
 use minijinja::context;
@@ -83,8 +83,14 @@ fn link_refusal(lang: Language, code: &str, message: &str) -> String {
         "card_declined" | "payment_declined" => {
             format!("{} {message}", pick("La tarjeta fue rechazada:", "The card was declined:"))
         }
-        "too_many_attempts" => pick("Demasiados intentos. Espera unos minutos.", "Too many attempts. Wait a few minutes.").to_owned(),
-        "" => pick("No podemos cobrar ahora. Inténtalo en un momento.", "Payment is not possible right now. Try again in a moment.").to_owned(),
+        "too_many_attempts" => {
+            pick("Demasiados intentos. Espera unos minutos.", "Too many attempts. Wait a few minutes.").to_owned()
+        }
+        "" => pick(
+            "No podemos cobrar ahora. Inténtalo en un momento.",
+            "Payment is not possible right now. Try again in a moment.",
+        )
+        .to_owned(),
         // The service's message names the field at fault ("pan: fails the Luhn check").
         _ => message.to_owned(),
     }
@@ -125,10 +131,17 @@ async fn render_link(
     status: StatusCode,
 ) -> Response {
     let lang = data.language;
-    let link = match p.services.payments.clone().resolve_payment_link(pb::ResolvePaymentLinkRequest { token: token.to_owned() }).await
+    let link = match p
+        .services
+        .payments
+        .clone()
+        .resolve_payment_link(pb::ResolvePaymentLinkRequest { token: token.to_owned() })
+        .await
     {
         Ok(link) => link.into_inner(),
-        Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::InvalidArgument) => return link_not_found(lang),
+        Err(s) if matches!(s.code(), tonic::Code::NotFound | tonic::Code::InvalidArgument) => {
+            return link_not_found(lang);
+        }
         Err(_) => return server_error(),
     };
     let expires = link
@@ -365,8 +378,14 @@ fn signature_header(connector: &str) -> &'static str {
 /// A processor's webhook, forwarded to payments with its signature; payments verifies it and
 /// answers what it did. Bad signatures get 400 so the processor shows the failure; outages
 /// get 503 so it retries.
-pub async fn webhook(State(p): State<Arc<Pages>>, Path(connector): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
-    let signature = headers.get(signature_header(&connector)).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+pub async fn webhook(
+    State(p): State<Arc<Pages>>,
+    Path(connector): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let signature =
+        headers.get(signature_header(&connector)).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let request = pb::HandleWebhookRequest { connector, signature, body: body.to_vec() };
     match p.services.payments.clone().handle_webhook(request).await {
         Ok(answer) => {
@@ -375,11 +394,15 @@ pub async fn webhook(State(p): State<Arc<Pages>>, Path(connector): Path<String>,
         }
         Err(status) => {
             let code = match status.code() {
-                tonic::Code::InvalidArgument | tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument | tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+                    StatusCode::BAD_REQUEST
+                }
                 tonic::Code::NotFound => StatusCode::NOT_FOUND,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
             };
-            let body = serde_json::json!({ "error": { "code": refusal_code(&status) } });
+            // The service's message is written for callers ("signature: does not verify").
+            let message = crate::pages::refusal_message(&status);
+            let body = serde_json::json!({ "error": { "code": refusal_code(&status), "message": message } });
             (code, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
         }
     }
