@@ -100,6 +100,12 @@ Service facts.
 {{- printf "http://%s:%v" (include "cobro.serviceName" (dict "root" . "name" "vault")) .Values.services.vault.port }}
 {{- end }}
 
+{{/* The in-cluster gRPC URL of a service: (dict "root" $ "name" "invoicing"). */}}
+{{- define "cobro.serviceUrl" -}}
+{{- $svc := index .root.Values.services .name }}
+{{- printf "http://%s:%v" (include "cobro.serviceName" (dict "root" .root "name" .name)) $svc.port }}
+{{- end }}
+
 {{/* COBRO__<SVC>__… prefix. */}}
 {{- define "cobro.envPrefix" -}}
 {{- printf "COBRO__%s__" (upper .) }}
@@ -148,6 +154,9 @@ COBRO__AUTH__IDENTITY_URL: {{ include "cobro.identityUrl" $root | quote }}
 {{- end }}
 {{- if eq $name "gateway" }}
 COBRO__AUTH__IDENTITY_URL: {{ include "cobro.identityUrl" $root | quote }}
+{{- range $target := list "invoicing" "payments" "notifications" "reconciliation" }}
+{{ printf "COBRO__GATEWAY__%s_URL" (upper $target) }}: {{ include "cobro.serviceUrl" (dict "root" $root "name" $target) | quote }}
+{{- end }}
 {{- end }}
 {{- if eq $name "payments" }}
 COBRO__PAYMENTS__VAULT_URL: {{ include "cobro.vaultUrl" $root | quote }}
