@@ -16,11 +16,13 @@ use crate::platform::{Customer, Tenant};
 #[derive(Clone)]
 pub struct Web {
     base: String,
+    /// This browser's address, as the ingress would state it in `X-Forwarded-For`: each
+    /// browser of a test is its own client for the gateway's per-address limits.
+    address: String,
     client: Client<HttpConnector, Full<Bytes>>,
     cookies: Arc<Mutex<BTreeMap<String, String>>>,
 }
 
-#[derive(Debug)]
 pub struct Reply {
     pub status: u16,
     pub location: Option<String>,
@@ -30,10 +32,25 @@ pub struct Reply {
     pub bytes: Vec<u8>,
 }
 
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply")
+            .field("status", &self.status)
+            .field("location", &self.location)
+            .field("content_type", &self.content_type)
+            .field("body", &self.body)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Web {
     pub fn new(base: &str) -> Web {
         Web {
             base: base.trim_end_matches('/').to_owned(),
+            address: {
+                let n = uuid::Uuid::new_v4().as_u128();
+                format!("10.{}.{}.{}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
+            },
             client: Client::builder(TokioExecutor::new()).build_http(),
             cookies: Arc::new(Mutex::new(BTreeMap::new())),
         }
@@ -103,6 +120,7 @@ impl Web {
             let jar = self.cookies.lock().unwrap();
             jar.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
         };
+        request = request.header("x-forwarded-for", &self.address);
         if !cookie.is_empty() {
             request = request.header("cookie", cookie);
         }

@@ -27,5 +27,15 @@ async fn staff_and_contacts_sign_in_and_see_their_own_side() {
     let contact = Web::new(&platform.gateway_url);
     contact.sign_in_contact(&tenant, &customer).await;
     assert_eq!(contact.get("/").await.location.as_deref(), Some("/portal"));
+    assert!(contact.get("/account").await.body.contains("<html lang=\"es\""), "a Spanish contact reads Spanish");
+
+    // A contact who prefers English is written to in English from sign-in on, until they
+    // pick another language with the switch.
+    let english = platform.customer(&tenant, "Northwind Supply LLC", "en").await;
+    let reader = Web::new(&platform.gateway_url);
+    reader.sign_in_contact(&tenant, &english).await;
+    assert!(reader.get("/account").await.body.contains("<html lang=\"en\""), "their preference is used");
+    assert!(reader.get("/account?lang=es").await.body.contains("<html lang=\"es\""), "the switch wins");
+    assert!(reader.get("/account").await.body.contains("<html lang=\"es\""), "and is remembered");
     platform.stop().await;
 }

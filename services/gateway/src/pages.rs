@@ -227,7 +227,9 @@ impl Pages {
                 }
             }
         }
-        Ok((None, SessionData::new(language)))
+        let mut data = SessionData::new(language);
+        data.language_chosen = cookie(headers, i18n::COOKIE).and_then(Language::parse).is_some();
+        Ok((None, data))
     }
 
     /// Store the session (under its id, or a new one) and answer with `response`, setting the
@@ -267,6 +269,7 @@ impl Pages {
     pub(crate) fn with_language(data: &mut SessionData, query: &LangQuery) -> Option<HeaderValue> {
         let chosen = query.lang.as_deref().and_then(Language::parse)?;
         data.language = chosen;
+        data.language_chosen = true;
         HeaderValue::from_str(&format!("{}={}; Path=/; SameSite=Lax; Max-Age=31536000", i18n::COOKIE, chosen.code()))
             .ok()
     }
@@ -505,6 +508,20 @@ impl Pages {
 }
 
 impl Pages {
+    /// The language a portal contact asked to be written to in (their contact record at
+    /// invoicing), for people who have not picked one with the switch.
+    async fn contact_language(&self, person: &SignedIn, email: &str) -> Option<Language> {
+        let customer_id = person.customer_id?;
+        let mut request = tonic::Request::new(cobro_proto::invoicing::v1::GetCustomerRequest {
+            id: cobro_kit::ids::format("cus", customer_id),
+        });
+        let bearer = format!("Bearer {}", person.access_token.expose_secret()).parse().ok()?;
+        request.metadata_mut().insert("authorization", bearer);
+        let customer = self.services.invoicing.clone().get_customer(request).await.ok()?.into_inner();
+        let contact = customer.contacts.iter().find(|c| c.email.eq_ignore_ascii_case(email))?;
+        Language::parse(&contact.language)
+    }
+
     async fn start(&self, id: Option<SessionId>, data: SessionData, session: pb::Session) -> Response {
         self.start_with(id, data, session, None).await
     }
@@ -518,7 +535,13 @@ impl Pages {
         session: pb::Session,
         page: Option<(&str, minijinja::Value)>,
     ) -> Response {
+        let email = session.user.as_ref().map(|u| u.email.clone()).unwrap_or_default();
         let Some(person) = self.signed_in(session).await else { return server_error() };
+        if !data.language_chosen
+            && let Some(language) = self.contact_language(&person, &email).await
+        {
+            data.language = language;
+        }
         data.signed_in = Some(person);
         data.mfa_challenge = None;
         data.enrolment = None;

@@ -39,6 +39,21 @@ fn require(principal: &Principal, permission: &str) -> Result<()> {
     }
 }
 
+/// Who may read: staff (and API keys) holding `permission` read the whole tenant; a portal
+/// contact holding `portal:read` reads only their own customer, whose id comes back so the
+/// caller can hide everything else (another customer's ids answer NotFound, as another
+/// tenant's do).
+fn reader(principal: &Principal, permission: &str) -> Result<Option<Uuid>> {
+    if principal.kind == cobro_kit::auth::PrincipalKind::Customer {
+        return match principal.customer_id {
+            Some(own) if principal.has("portal:read") => Ok(Some(own)),
+            _ => Err(InvoicingError::PermissionDenied("missing permission portal:read".to_owned())),
+        };
+    }
+    require(principal, permission)?;
+    Ok(None)
+}
+
 pub fn money(amount: Decimal, currency: &str) -> PbMoney {
     let mut amount = amount;
     if let Ok(c) = Currency::from_code(currency) {
@@ -328,8 +343,11 @@ impl Invoicing {
     }
 
     pub async fn customer(&self, principal: &Principal, id: &str) -> Result<CustomerRow> {
-        require(principal, "customers:read")?;
+        let own = reader(principal, "customers:read")?;
         let id = cobro_kit::ids::parse("id", prefix::CUSTOMER, id)?;
+        if own.is_some_and(|own| own != id) {
+            return Err(InvoicingError::NotFound("customer"));
+        }
         let mut conn = self.pool.acquire().await?;
         store::customer(&mut conn, principal.tenant_id, id).await?.ok_or(InvoicingError::NotFound("customer"))
     }
@@ -461,11 +479,13 @@ impl Invoicing {
     }
 
     pub async fn invoice(&self, principal: &Principal, id: &str) -> Result<InvoiceView> {
-        require(principal, "invoices:read")?;
+        let own = reader(principal, "invoices:read")?;
         let id = cobro_kit::ids::parse("id", prefix::INVOICE, id)?;
         let mut conn = self.pool.acquire().await?;
         let invoice = store::invoice(&mut conn, principal.tenant_id, id, false)
             .await?
+            // A contact sees their own customer's invoices once issued, never drafts.
+            .filter(|i| own.is_none_or(|own| own == i.customer_id && i.status != "draft"))
             .ok_or(InvoicingError::NotFound("invoice"))?;
         let lines = store::lines(&mut conn, principal.tenant_id, id).await?;
         let installments = store::installments(&mut conn, principal.tenant_id, id).await?;
@@ -480,8 +500,17 @@ impl Invoicing {
         limit: i64,
         after: Option<Uuid>,
     ) -> Result<Vec<InvoiceRow>> {
-        require(principal, "invoices:read")?;
-        let customer = cobro_kit::ids::parse_optional("customer_id", prefix::CUSTOMER, customer_id)?;
+        let own = reader(principal, "invoices:read")?;
+        let mut customer = cobro_kit::ids::parse_optional("customer_id", prefix::CUSTOMER, customer_id)?;
+        if let Some(own) = own {
+            if customer.is_some_and(|named| named != own) {
+                return Err(InvoicingError::NotFound("customer"));
+            }
+            customer = Some(own);
+            if status == "draft" {
+                return Ok(Vec::new());
+            }
+        }
         let status = match status {
             "" => None,
             "draft" | "open" | "partially_paid" | "paid" | "void" | "uncollectible" => Some(status),
@@ -493,7 +522,11 @@ impl Invoicing {
                 .into());
             }
         };
-        store::invoices(&self.pool, principal.tenant_id, customer, status, after, limit).await
+        let mut rows = store::invoices(&self.pool, principal.tenant_id, customer, status, after, limit).await?;
+        if own.is_some() {
+            rows.retain(|i| i.status != "draft");
+        }
+        Ok(rows)
     }
 
     /// Draft -> open with the next number of the tenant's series.

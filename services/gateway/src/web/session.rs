@@ -70,6 +70,9 @@ mod secret {
 pub struct SessionData {
     pub csrf: String,
     pub language: Language,
+    /// The person picked the language with the switch: it wins over their stored preference.
+    #[serde(default)]
+    pub language_chosen: bool,
     pub signed_in: Option<SignedIn>,
     /// A sign-in waiting for its second factor: identity's challenge, never the password.
     #[serde(with = "optional_secret", default)]
@@ -122,6 +125,7 @@ impl SessionData {
         Self {
             csrf: csrf::new_token(),
             language,
+            language_chosen: false,
             signed_in: None,
             mfa_challenge: None,
             enrolment: None,
