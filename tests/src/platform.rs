@@ -131,16 +131,19 @@ impl Platform {
                 .unwrap_or_else(|e| panic!("migrate {name}: {e}"));
         }
         let admin = cobro_identity::admin(&settings).await.expect("identity admin");
-        // Payments calls the vault as itself: `infra/dev` makes its credential once; a run
-        // without it makes one here.
-        let settings = if std::env::var("COBRO__PAYMENTS__CLIENT_SECRET").is_ok() {
-            settings
-        } else {
-            let secret = admin.put_service_client("payments").await.expect("payments' credential");
-            overrides
-                .push(("payments.client_secret".to_owned(), secrecy::ExposeSecret::expose_secret(&secret).to_owned()));
-            layers(overrides).load().expect("platform settings")
-        };
+        // Payments calls the vault as itself, and the gateway states end users' addresses to
+        // identity as itself: `infra/dev` makes their credentials once; a run without them makes
+        // them here.
+        let mut made = false;
+        for service in ["payments", "gateway"] {
+            if std::env::var(format!("COBRO__{}__CLIENT_SECRET", service.to_uppercase())).is_err() {
+                let secret = admin.put_service_client(service).await.expect("a service credential");
+                let value = secrecy::ExposeSecret::expose_secret(&secret).to_owned();
+                overrides.push((format!("{service}.client_secret"), value));
+                made = true;
+            }
+        }
+        let settings = if made { layers(overrides).load().expect("platform settings") } else { settings };
 
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();

@@ -56,6 +56,11 @@ impl Web {
         }
     }
 
+    /// The address this browser's requests come from, as the gateway sees it.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.send("GET", path, None, Vec::new()).await
     }

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use cobro_e2e::platform::Platform;
-use cobro_e2e::web::Web;
+use cobro_e2e::web::{Web, csrf};
+use cobro_proto::identity::v1 as idpb;
 use cobro_proto::invoicing::v1 as invpb;
 
 #[tokio::test]
@@ -25,7 +26,36 @@ async fn staff_and_contacts_sign_in_and_see_their_own_side() {
     assert_eq!(staff.get("/").await.location.as_deref(), Some("/console"));
 
     let contact = Web::new(&platform.gateway_url);
+    let form = contact.get("/signin").await;
+    let wrong = contact
+        .post(
+            "/signin",
+            &[
+                ("csrf_token", &csrf(&form.body)),
+                ("tenant", &tenant.slug),
+                ("email", &customer.email),
+                ("password", "not it"),
+            ],
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
     contact.sign_in_contact(&tenant, &customer).await;
+    // Identity recorded each attempt under the end user's address, which only the gateway,
+    // signed in as itself, may state: per-address limits count people, not the gateway.
+    let audit = platform
+        .identity_client()
+        .list_audit_events(tenant.staff(idpb::ListAuditEventsRequest::default()))
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    let attempts: Vec<(&str, &str)> = audit
+        .iter()
+        .filter(|e| e.action.starts_with("login."))
+        .map(|e| (e.action.as_str(), e.client_ip.as_str()))
+        .filter(|(_, ip)| *ip == contact.address())
+        .collect();
+    assert_eq!(attempts.len(), 2, "{audit:?}");
     assert_eq!(contact.get("/").await.location.as_deref(), Some("/portal"));
     assert!(contact.get("/account").await.body.contains("<html lang=\"es\""), "a Spanish contact reads Spanish");
 

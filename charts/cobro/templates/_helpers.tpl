@@ -207,6 +207,9 @@ The secret environment of a service: env entries with secretKeyRef. Call with
 {{- if and (eq $name "payments") $svc.clientSecret.secretName }}
 {{ include "cobro.secretEnvVar" (dict "env" "COBRO__PAYMENTS__CLIENT_SECRET" "ref" $svc.clientSecret "what" "services.payments.clientSecret" "help" "payments' client secret at identity") }}
 {{- end }}
+{{- if and (eq $name "gateway") $svc.clientSecret $svc.clientSecret.secretName }}
+{{ include "cobro.secretEnvVar" (dict "env" "COBRO__GATEWAY__CLIENT_SECRET" "ref" $svc.clientSecret "what" "services.gateway.clientSecret" "help" "the gateway's client secret at identity") }}
+{{- end }}
 {{- if and (eq $name "notifications") $svc.smtpPassword.secretName }}
 {{ include "cobro.secretEnvVar" (dict "env" "COBRO__NOTIFICATIONS__SMTP__PASSWORD" "ref" $svc.smtpPassword "what" "services.notifications.smtpPassword" "help" "the SMTP password") }}
 {{- end }}

@@ -42,6 +42,10 @@ pub struct GatewayConfig {
     pub notifications_url: String,
     #[serde(default = "default_reconciliation_url")]
     pub reconciliation_url: String,
+    /// The gateway's credential at identity (`cobro identity service-client gateway`), so
+    /// identity believes the end-user addresses it states at sign-in. From the environment.
+    #[serde(default)]
+    pub client_secret: Option<secrecy::SecretString>,
 }
 
 fn default_invoicing_url() -> String {
@@ -83,6 +87,7 @@ impl Default for GatewayConfig {
             payments_url: default_payments_url(),
             notifications_url: default_notifications_url(),
             reconciliation_url: default_reconciliation_url(),
+            client_secret: None,
         }
     }
 }
@@ -130,6 +135,7 @@ pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> Result<(
         sessions: web::session::SessionStore::new(redis.clone(), "cobro:gateway", idle, absolute),
         limiter: web::limits::RateLimiter::new(redis, "cobro:gateway:limit"),
         identity: cobro_proto::identity::v1::identity_service_client::IdentityServiceClient::new(channel),
+        edge: web::edge::EdgeCredential::new(config.client_secret.clone()),
         services,
         verifier: std::sync::Arc::new(verifier),
         templates: pages::templates(),

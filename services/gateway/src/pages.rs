@@ -36,6 +36,8 @@ pub struct Pages {
     pub sessions: SessionStore,
     pub limiter: RateLimiter,
     pub identity: IdentityServiceClient<Channel>,
+    /// The gateway's own token for identity's sign-in calls.
+    pub edge: crate::web::edge::EdgeCredential,
     pub services: Services,
     /// Checks identity's tokens against its published keys, as every service does.
     pub verifier: Arc<cobro_kit::auth::Verifier>,
@@ -592,6 +594,7 @@ pub async fn signin(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form):
         password: form.password,
         client_ip: ip,
     };
+    let request = p.edge.request(&p.identity, request).await;
     let answer = p.identity.clone().login(request).await;
     match answer.map(|r| r.into_inner().result) {
         Ok(Some(pb::login_response::Result::Session(session))) => p.start(id, data, session).await,
@@ -660,6 +663,7 @@ pub async fn mfa(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form): Fo
         factor: Some(factor),
         client_ip: client_ip(&headers),
     };
+    let request = p.edge.request(&p.identity, request).await;
     match p.identity.clone().complete_mfa(request).await {
         Ok(answer) => match answer.into_inner().session {
             Some(session) => p.start(id, data, session).await,
@@ -739,6 +743,7 @@ pub async fn enrol(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form): 
         code: form.code.chars().filter(|c| !c.is_whitespace()).collect(),
         client_ip: client_ip(&headers),
     };
+    let request = p.edge.request(&p.identity, request).await;
     match p.identity.clone().confirm_totp_enrolment(request).await {
         Ok(answer) => {
             let answer = answer.into_inner();

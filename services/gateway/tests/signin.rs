@@ -87,6 +87,7 @@ impl H {
             sessions: sessions.clone(),
             limiter: RateLimiter::new(redis, format!("{gateway_prefix}:l")),
             identity: IdentityServiceClient::new(channel),
+            edge: cobro_gateway::web::edge::EdgeCredential::new(None),
             services: pages::Services::connect_lazy(&cobro_gateway::GatewayConfig::default()).unwrap(),
             verifier,
             templates: pages::templates(),

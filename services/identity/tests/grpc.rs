@@ -178,13 +178,19 @@ async fn only_the_gateway_may_state_the_client_address() {
     let err = s.client.login(attempt("192.0.2.99".into())).await.unwrap_err();
     assert_eq!(error_code(&err), Some("too_many_attempts"));
 
-    // The gateway's stated addresses are believed (each end user has their own limit).
+    // The gateway's stated addresses are believed (each end user has their own limit). Its
+    // token is the edge's: for no tenant, with no permission.
     let secret = h.app.put_service_client("gateway").await.unwrap();
-    let gateway = h
-        .app
-        .exchange_client_credentials("gateway", secret.expose_secret(), &cobro_kit::ids::format("ten", t.id))
-        .await
-        .unwrap();
+    let gateway = h.app.exchange_client_credentials("gateway", secret.expose_secret(), "").await.unwrap();
+    let edge = h.verifier.verify(&gateway.token).await.unwrap();
+    assert_eq!((edge.tenant_id, edge.permissions.len()), (uuid::Uuid::nil(), 0));
+    let payments = h.app.put_service_client("payments").await.unwrap();
+    let tenantless = h.app.exchange_client_credentials("payments", payments.expose_secret(), "").await.unwrap_err();
+    assert_eq!(
+        cobro_kit::error::DomainError::code(&tenantless),
+        "invalid_argument",
+        "only the edge goes without a tenant"
+    );
     let err = s.client.login(bearer(attempt("198.51.100.7".into()), &gateway.token)).await.unwrap_err();
     assert_eq!(error_code(&err), Some("invalid_credentials"));
     let recorded: Vec<String> =

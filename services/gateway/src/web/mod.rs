@@ -2,6 +2,7 @@
 //! tokens, security headers, per-address rate limits and the language a person reads.
 
 pub mod csrf;
+pub mod edge;
 pub mod format;
 pub mod headers;
 pub mod i18n;

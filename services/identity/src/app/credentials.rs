@@ -8,6 +8,9 @@ use uuid::Uuid;
 
 use super::{AccessToken, Identity, prefix, require};
 use crate::domain::roles::{OPERATOR, Role, is_permission, service_permissions};
+
+/// The gateway's client id.
+const GATEWAY: &str = "gateway";
 use crate::domain::secret::{api_key_display_prefix, generate_api_key, is_api_key_shaped, random_token};
 use crate::domain::validate;
 use crate::error::{IdentityError, Result};
@@ -188,6 +191,8 @@ impl Identity {
     }
 
     /// Client credentials -> a service token for one tenant (or none, for the operator).
+    /// A service's token: for one tenant with the service's permissions, or for the platform
+    /// operator (no tenant), or for the gateway as the edge (no tenant, no permission).
     pub async fn exchange_client_credentials(
         &self,
         client_id: &str,
@@ -204,7 +209,11 @@ impl Identity {
         let (true, Some(_), Some(permissions)) = (matches, stored, permissions) else {
             return Err(IdentityError::InvalidClient);
         };
-        let tenant = if client_id == OPERATOR {
+        // The gateway's token for its own calls (stating end users' addresses at sign-in) is
+        // for no tenant and carries no permission: it only says the edge is calling.
+        let edge = client_id == GATEWAY && tenant_id.is_empty();
+        let permissions: &[&str] = if edge { &[] } else { permissions };
+        let tenant = if client_id == OPERATOR || edge {
             if !tenant_id.is_empty() {
                 return Err(InvalidField::new("tenant_id", "must be empty for the platform operator").into());
             }
