@@ -199,6 +199,14 @@ impl Platform {
         assert!(failed.is_empty(), "services failed: {failed:?}");
     }
 
+    /// A read-only look at a service's tables, for waiting until an event has reached another
+    /// service's read model (what a person would see as "a moment later"). Tests never change
+    /// state this way.
+    pub async fn observe(&self) -> sqlx::PgPool {
+        let url = cobro_kit::testing::database_url();
+        cobro_kit::db::connect_url(&url, "public", 2).await.expect("the test database")
+    }
+
     pub fn identity_client(&self) -> IdentityServiceClient<Channel> {
         IdentityServiceClient::new(self.identity.clone())
     }
