@@ -27,6 +27,7 @@ async fn a_contact_sees_pays_and_asks_for_time_on_their_own_invoices() {
     let invoice = platform.open_invoice(&tenant, &customer, "1160.00").await;
     let second = platform.open_invoice(&tenant, &customer, "300.00").await;
     let foreign = platform.open_invoice(&tenant, &other, "999.00").await;
+    let third = platform.open_invoice(&tenant, &customer, "200.00").await;
 
     let web = Web::new(&platform.gateway_url);
     assert_eq!(web.get("/portal").await.location.as_deref(), Some("/signin"), "the portal needs a signed-in contact");
@@ -36,7 +37,7 @@ async fn a_contact_sees_pays_and_asks_for_time_on_their_own_invoices() {
     let dashboard = web.get("/portal?lang=en").await;
     assert_eq!(dashboard.status, 200, "{}", dashboard.body);
     assert!(dashboard.body.contains("Total due"), "{}", dashboard.body);
-    assert!(dashboard.body.contains("1,460.00 MXN"), "both invoices add up:\n{}", dashboard.body);
+    assert!(dashboard.body.contains("1,660.00 MXN"), "the three invoices add up:\n{}", dashboard.body);
     assert!(dashboard.body.contains(&format!("/portal/invoices/{invoice}/hardship")), "I can't pay is one click away");
 
     // The invoice and its PDF.
@@ -52,6 +53,7 @@ async fn a_contact_sees_pays_and_asks_for_time_on_their_own_invoices() {
     // Another customer's invoice does not exist here, in any form.
     assert_eq!(web.get(&format!("/portal/invoices/{foreign}")).await.status, 404);
     assert_eq!(web.get(&format!("/portal/invoices/{foreign}/pdf")).await.status, 404);
+    assert_eq!(web.get("/portal/invoices/not-an-id").await.status, 404);
 
     // A form without the session's token is refused, and nothing is made.
     let forged = web.post("/portal/pay", &[("invoice_ids", invoice.as_str())]).await;
@@ -62,7 +64,7 @@ async fn a_contact_sees_pays_and_asks_for_time_on_their_own_invoices() {
     let token = csrf(&page.body);
     let key = field(&page.body, "idempotency_key");
     let pay = [("csrf_token", token.as_str()), ("idempotency_key", key.as_str()), ("invoice_ids", invoice.as_str())];
-    let made = eventually(Duration::from_secs(30), || {
+    let made = eventually(Duration::from_secs(60), || {
         let web = &web;
         async move { web.post("/portal/pay", &pay).await.status == 303 }
     })
@@ -123,12 +125,14 @@ async fn a_contact_sees_pays_and_asks_for_time_on_their_own_invoices() {
     assert!(web.get("/portal/payments").await.body.contains(&format!("{to}/receipt")), "the history lists the receipt");
 
     // The invoice shows paid once invoicing has applied the payment from the broker.
-    let shown_paid = eventually(Duration::from_secs(30), || {
+    let shown_paid = eventually(Duration::from_secs(60), || {
         let (web, path) = (&web, format!("/portal/invoices/{invoice}"));
         async move { web.get(&path).await.body.contains("class=\"badge paid\"") }
     })
     .await;
-    assert!(shown_paid, "the invoice never showed paid");
+    let last = web.get(&format!("/portal/invoices/{invoice}")).await.body;
+    let heading = last.split("<h1>").nth(1).and_then(|h| h.split("</h1>").next()).unwrap_or_default().to_owned();
+    assert!(shown_paid, "the invoice never showed paid: {heading}");
 
     // I can't pay: the request is received and confirmed.
     let ask = web.get(&format!("/portal/invoices/{second}/hardship")).await;
@@ -147,6 +151,114 @@ async fn a_contact_sees_pays_and_asks_for_time_on_their_own_invoices() {
     let received = web.post(&hardship_path, &right).await;
     assert_eq!(received.status, 200, "{}", received.body);
     assert!(received.body.contains("We received your request"), "{}", received.body);
+
+    // A card that asks for 3-D Secure: the bank's page, then back to the portal, paid.
+    let page = web.get(&format!("/portal/invoices/{second}")).await;
+    let pay = [
+        ("csrf_token", csrf(&page.body)),
+        ("idempotency_key", field(&page.body, "idempotency_key")),
+        ("invoice_ids", second.clone()),
+    ];
+    let pay: Vec<(&str, &str)> = pay.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let to = web.post("/portal/pay", &pay).await.location.unwrap();
+    let choose = web.get(&to).await;
+    let challenge = web
+        .post(
+            &format!("{to}/confirm"),
+            &[
+                ("csrf_token", csrf(&choose.body).as_str()),
+                ("idempotency_key", &field(&choose.body, "idempotency_key")),
+                ("method", "card"),
+                ("pan", "4000 0000 0000 3220"),
+                ("exp_month", "12"),
+                ("exp_year", "2031"),
+                ("holder_name", "Ana López"),
+                ("save_card", "yes"),
+            ],
+        )
+        .await;
+    let bank = challenge.location.clone().unwrap_or_default();
+    assert!(bank.contains("/sandbox/3ds/"), "{challenge:?}");
+    assert!(bank.contains(&format!("return={to}/return")), "{bank}");
+    let bank_page = web.get(&bank).await;
+    let reference = bank.split("/sandbox/3ds/").nth(1).unwrap().split('?').next().unwrap();
+    let approved = web
+        .post(
+            &format!("/sandbox/3ds/{reference}"),
+            &[
+                ("csrf_token", csrf(&bank_page.body).as_str()),
+                ("decision", "approve"),
+                ("return", &format!("{to}/return")),
+            ],
+        )
+        .await;
+    assert_eq!(approved.location.as_deref(), Some(format!("{to}/return").as_str()), "{approved:?}");
+    let back = web.get(&format!("{to}/return")).await;
+    assert_eq!(back.location.as_deref(), Some(to.as_str()), "{back:?}");
+    assert!(web.get(&to).await.body.contains("<strong>Paid</strong>"), "paid after 3-D Secure");
+
+    // The other pages answer for a contact.
+    for path in ["/portal/payments", "/portal/statement", "/portal/cards", "/portal/preferences", "/portal/help"] {
+        let page = web.get(path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+    }
+    assert_eq!(web.get(&format!("/portal/invoices/{second}/dispute")).await.status, 200);
+    let csv = web.get("/portal/statement?format=csv").await;
+    assert!(csv.content_type.starts_with("text/csv") && csv.body.starts_with("date,kind,"), "{csv:?}");
+    let bad_period = web.get("/portal/statement?from=yesterday").await;
+    assert_eq!(bad_period.status, 422);
+    assert!(bad_period.body.contains("From:"), "{}", bad_period.body);
+
+    // The card kept from that payment can be removed again.
+    let cards = web.get("/portal/cards").await;
+    assert!(cards.body.contains("3220"), "the saved card is listed:\n{}", cards.body);
+    let method = field(&cards.body, "payment_method_id");
+    let removed = web
+        .post("/portal/cards/remove", &[("csrf_token", csrf(&cards.body).as_str()), ("payment_method_id", &method)])
+        .await;
+    assert_eq!(removed.location.as_deref(), Some("/portal/cards?done=removed"));
+    assert!(!web.get("/portal/cards").await.body.contains("3220"));
+
+    // A bank transfer: the account and the RF reference to quote.
+    let page = web.get(&format!("/portal/invoices/{third}")).await;
+    let pay = [
+        ("csrf_token", csrf(&page.body)),
+        ("idempotency_key", field(&page.body, "idempotency_key")),
+        ("invoice_ids", third.clone()),
+    ];
+    let pay: Vec<(&str, &str)> = pay.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let to = web.post("/portal/pay", &pay).await.location.unwrap();
+    let choose = web.get(&to).await;
+    let transfer = web
+        .post(
+            &format!("{to}/confirm"),
+            &[
+                ("csrf_token", csrf(&choose.body).as_str()),
+                ("idempotency_key", &field(&choose.body, "idempotency_key")),
+                ("method", "transfer"),
+            ],
+        )
+        .await;
+    assert_eq!(transfer.location.as_deref(), Some(to.as_str()), "{transfer:?}");
+    let instructions = web.get(&to).await.body;
+    assert!(instructions.contains("class=\"portal-reference\">RF"), "the reference to quote:\n{instructions}");
+
+    // A dispute: the reason is required, then it is received.
+    let dispute_path = format!("/portal/invoices/{third}/dispute");
+    let form = web.get(&dispute_path).await;
+    let token = csrf(&form.body);
+    let empty = web.post(&dispute_path, &[("csrf_token", token.as_str()), ("reason", " ")]).await;
+    assert_eq!(empty.status, 422);
+    assert!(empty.body.contains("Reason: is required"), "{}", empty.body);
+    let opened = web
+        .post(&dispute_path, &[("csrf_token", token.as_str()), ("reason", "We were charged twice for this order.")])
+        .await;
+    assert!(opened.body.contains("We received your dispute"), "{}", opened.body);
+
+    // Preferences: the language sticks.
+    let saved = web.post("/portal/preferences", &[("csrf_token", token.as_str()), ("language", "es")]).await;
+    assert_eq!(saved.location.as_deref(), Some("/portal/preferences?done=saved"), "{}", saved.body);
+    assert!(web.get("/portal").await.body.contains("Total por pagar"), "the portal now speaks Spanish");
 
     // Staff have the console, not the portal.
     let staff = Web::new(&platform.gateway_url);

@@ -7,6 +7,7 @@ mod bench_payments;
 mod bench_recon;
 mod bench_reminders;
 mod bench_vault;
+mod demo;
 mod identity_admin;
 mod import;
 mod statement_cli;
@@ -55,6 +56,11 @@ enum Command {
         #[arg(required = true, value_name = "SERVICE", value_parser = parse_service_or_all)]
         services: Vec<String>,
     },
+    /// Run every service with a demo tenant seeded through their APIs; print how to sign in.
+    ///
+    /// The services run as with `serve all`. Running it again reuses the tenant. `cobro demo code`
+    /// prints the demo owner's current TOTP code.
+    Demo(demo::Args),
     /// Apply database migrations, for the named services or all of them, and exit.
     Migrate {
         #[arg(value_name = "SERVICE", value_parser = parse_service)]
@@ -126,6 +132,7 @@ fn main() -> ExitCode {
         let _telemetry = cobro_kit::telemetry::init(&process_name(&cli.command), &telemetry);
         let outcome = match cli.command {
             Command::Serve { services } => serve(&settings, &telemetry, &resolve(&services)).await,
+            Command::Demo(args) => demo::run(&settings, &telemetry, args).await,
             Command::Migrate { services } => {
                 let names = if services.is_empty() { resolve(&["all".to_owned()]) } else { resolve(&services) };
                 migrate(&settings, &names).await
