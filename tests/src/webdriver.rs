@@ -119,6 +119,18 @@ impl Browser {
         self.call("POST", &format!("/element/{id}/value"), Some(json!({ "text": text }))).await;
     }
 
+    /// Set a field's value as its picker would (typing into `<input type="date">` goes through
+    /// the browser's locale-specific segments, which differ per machine).
+    pub async fn pick(&self, css: &str, value: &str) {
+        self.find(css).await;
+        let script = format!(
+            "document.querySelector({}).value = {}; return true;",
+            serde_json::to_string(css).unwrap(),
+            serde_json::to_string(value).unwrap()
+        );
+        self.script(&script).await;
+    }
+
     pub async fn click(&self, css: &str) {
         let id = self.find(css).await;
         self.call("POST", &format!("/element/{id}/click"), Some(json!({}))).await;
