@@ -259,6 +259,21 @@ async fn a_contact_sees_pays_and_asks_for_time_on_their_own_invoices() {
     let saved = web.post("/portal/preferences", &[("csrf_token", token.as_str()), ("language", "es")]).await;
     assert_eq!(saved.location.as_deref(), Some("/portal/preferences?done=saved"), "{}", saved.body);
     assert!(web.get("/portal").await.body.contains("Total por pagar"), "the portal now speaks Spanish");
+    // ...and a contact stops reminder emails to their address, which notifications records.
+    let opted = web
+        .post(
+            "/portal/preferences",
+            &[("csrf_token", token.as_str()), ("language", "es"), ("address", &customer.email), ("opt_out", "email")],
+        )
+        .await;
+    assert_eq!(opted.location.as_deref(), Some("/portal/preferences?done=saved"), "{}", opted.body);
+    let db = platform.observe().await;
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications.opt_outs WHERE address = $1")
+        .bind(&customer.email)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1, "the opt-out reached notifications");
 
     // Staff have the console, not the portal.
     let staff = Web::new(&platform.gateway_url);

@@ -1754,7 +1754,13 @@ pub async fn preferences(State(p): State<Arc<Pages>>, headers: HeaderMap, body: 
         return preferences_page(&p, visit, form, false, error, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
     if !form.address.is_empty() {
-        for (channel, out) in [("email", form.email), ("sms", form.sms), ("whatsapp", form.whatsapp)] {
+        // An address is an email or a phone number: each channel is set for the address it uses.
+        let channels = if form.address.contains('@') {
+            vec![("email", form.email)]
+        } else {
+            vec![("sms", form.sms), ("whatsapp", form.whatsapp)]
+        };
+        for (channel, out) in channels {
             let request = notif::SetOptOutRequest {
                 customer_id: customer.clone(),
                 address: form.address.clone(),
@@ -1763,15 +1769,6 @@ pub async fn preferences(State(p): State<Arc<Pages>>, headers: HeaderMap, body: 
             };
             if let Err(status) = p.services.notifications.clone().set_opt_out(visit.call(request)).await {
                 let error = match status.code() {
-                    tonic::Code::PermissionDenied => (
-                        "address".to_owned(),
-                        (if lang == Language::Es {
-                            "Tus avisos los gestiona quien te factura: respóndele a cualquiera de sus correos para dejar de recibirlos."
-                        } else {
-                            "Your notifications are managed by the company that bills you: reply to any of their emails to stop them."
-                        })
-                        .to_owned(),
-                    ),
                     _ if is_form_refusal(&status) => form_error(lang, &status),
                     _ => return fail(&p, visit, &status).await,
                 };

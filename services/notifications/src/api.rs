@@ -216,12 +216,25 @@ impl NotificationsService for NotificationsApi {
 
     async fn set_opt_out(&self, req: Request<pb::SetOptOutRequest>) -> Answer<pb::SetOptOutResponse> {
         let p = principal(&req)?;
-        require(p, "notifications:manage")?;
+        // Staff manage anyone's; a portal contact opts their own customer's people in or out
+        // of email, SMS and WhatsApp (webhooks are the company's integration, not a person's).
+        let contact = p.kind == cobro_kit::auth::PrincipalKind::Customer;
+        if contact {
+            if !p.has("portal:read") {
+                return Err(NotificationsError::PermissionDenied("missing permission portal:read".to_owned()).into());
+            }
+        } else {
+            require(p, "notifications:manage")?;
+        }
         let r = req.get_ref();
         let customer = id("customer_id", "cus", &r.customer_id)?;
-        let channel = Channel::parse(r.channel.trim()).ok_or_else(|| {
-            NotificationsError::from(InvalidField::new("channel", "must be email, sms, whatsapp or webhook"))
-        })?;
+        if contact && p.customer_id != Some(customer) {
+            return Err(NotificationsError::NotFound("customer").into());
+        }
+        let channel =
+            Channel::parse(r.channel.trim()).filter(|c| !(contact && *c == Channel::Webhook)).ok_or_else(|| {
+                NotificationsError::from(InvalidField::new("channel", "must be email, sms, whatsapp or webhook"))
+            })?;
         let address = match channel {
             Channel::Email => crate::channels::check_email(&r.address),
             Channel::Sms | Channel::WhatsApp => crate::channels::check_phone(&r.address),

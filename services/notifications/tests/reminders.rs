@@ -535,8 +535,26 @@ async fn an_opted_out_contact_gets_no_email_and_another_tenants_ids_answer_not_f
         .await
         .unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
-    let err = h.client.clone().set_opt_out(h.req_as(other, opt_out)).await.unwrap_err();
+    let err = h.client.clone().set_opt_out(h.req_as(other, opt_out.clone())).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::NotFound);
+
+    // A portal contact opts their own customer's people in or out, by email, SMS or WhatsApp;
+    // another customer answers NotFound, and webhooks are not theirs to switch.
+    let as_contact = |customer_id: Uuid, message: pb::SetOptOutRequest| {
+        let mut claims = h.issuer.claims(h.tenant, PrincipalKind::Customer, &["portal:pay", "portal:read"]);
+        claims.cid = Some(customer_id);
+        let mut request = Request::new(message);
+        request.metadata_mut().insert("authorization", format!("Bearer {}", h.issuer.sign(&claims)).parse().unwrap());
+        request
+    };
+    let back_in = pb::SetOptOutRequest { opted_out: false, ..opt_out.clone() };
+    h.client.clone().set_opt_out(as_contact(customer, back_in.clone())).await.unwrap();
+    let err = h.client.clone().set_opt_out(as_contact(Uuid::now_v7(), back_in.clone())).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::NotFound);
+    let webhook =
+        pb::SetOptOutRequest { channel: "webhook".into(), address: "https://erp.example.com/hook".into(), ..back_in };
+    let err = h.client.clone().set_opt_out(as_contact(customer, webhook)).await.unwrap_err();
+    assert_eq!(field(&err), "channel");
     let pause =
         pb::PauseRemindersRequest { invoice_id: cobro_kit::ids::format("inv", invoice), customer_id: String::new() };
     let err = h.client.clone().pause_reminders(h.req_as(other, pause)).await.unwrap_err();
