@@ -213,6 +213,21 @@ async fn a_contact_sees_pays_and_asks_for_time_on_their_own_invoices() {
     let cards = web.get("/portal/cards").await;
     assert!(cards.body.contains("3220"), "the saved card is listed:\n{}", cards.body);
     let method = field(&cards.body, "payment_method_id");
+    assert!(cards.body.contains("Autopay is off."));
+    // Autopay needs the ticked consent; once given, the page says it is on, and off again.
+    let token = csrf(&cards.body);
+    let unticked =
+        web.post("/portal/cards/autopay", &[("csrf_token", token.as_str()), ("payment_method_id", "")]).await;
+    assert_eq!(unticked.status, 422, "{}", unticked.body);
+    let on = web
+        .post("/portal/cards/autopay", &[("csrf_token", token.as_str()), ("payment_method_id", ""), ("consent", "yes")])
+        .await;
+    assert_eq!(on.location.as_deref(), Some("/portal/cards?done=autopay_on"), "{}", on.body);
+    let page = web.get("/portal/cards").await.body;
+    assert!(page.contains("Autopay is on") && page.contains("3220"), "{page}");
+    let off = web.post("/portal/cards/autopay/off", &[("csrf_token", token.as_str())]).await;
+    assert_eq!(off.location.as_deref(), Some("/portal/cards?done=autopay_off"), "{}", off.body);
+    assert!(web.get("/portal/cards").await.body.contains("Autopay is off."));
     let removed = web
         .post("/portal/cards/remove", &[("csrf_token", csrf(&cards.body).as_str()), ("payment_method_id", &method)])
         .await;

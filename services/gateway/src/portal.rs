@@ -226,6 +226,9 @@ fn words(lang: Language) -> minijinja::Value {
         ),
         address => pick("Correo o teléfono", "Email or phone"),
         opt_out_email => pick("No quiero correos", "No emails"),
+        autopay_on => pick("El pago automático está activo", "Autopay is on"),
+        autopay_on_since => pick("desde el", "since"),
+        autopay_off_now => pick("El pago automático está desactivado.", "Autopay is off."),
         opt_out_sms => pick("No quiero SMS", "No text messages"),
         opt_out_whatsapp => pick("No quiero WhatsApp", "No WhatsApp messages"),
         save => pick("Guardar", "Save"),
@@ -1360,18 +1363,29 @@ pub async fn statement(State(p): State<Arc<Pages>>, headers: HeaderMap, Query(q)
 
 async fn cards_page(p: &Pages, visit: Visit, customer: &str, done: &str, error: &str, status: StatusCode) -> Response {
     let lang = visit.lang();
-    let methods = match saved_cards(p, &visit, customer).await {
-        Ok(methods) => methods,
+    let request = pay::ListPaymentMethodsRequest { customer_id: customer.to_owned() };
+    let listed = match p.services.payments.clone().list_payment_methods(visit.call(request)).await {
+        Ok(listed) => listed.into_inner(),
         Err(status) => return fail(p, visit, &status).await,
     };
-    let cards: Vec<CardView> = methods.iter().map(card_view).collect();
+    let cards: Vec<CardView> = listed.methods.iter().map(card_view).collect();
+    // Autopay on: which card it charges and since when.
+    let autopay = listed.autopay.map(|m| {
+        let card = cards.iter().find(|c| c.id == m.payment_method_id).map(|c| c.label.clone()).unwrap_or_default();
+        let since = m
+            .consented_at
+            .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
+            .map(|t| crate::web::format::date(&t.date_naive().to_string(), lang))
+            .unwrap_or_default();
+        context! { card => card, since => since }
+    });
     let title = if lang == Language::Es { "Tarjetas" } else { "Cards" };
     show(
         p,
         visit,
         status,
         "portal_cards.html",
-        context! { title => title, cards => cards, done => done, error => error },
+        context! { title => title, cards => cards, done => done, error => error, autopay => autopay },
     )
     .await
 }

@@ -362,7 +362,11 @@ impl PaymentsService for PaymentsApi {
         req: Request<pb::ListPaymentMethodsRequest>,
     ) -> Answer<pb::ListPaymentMethodsResponse> {
         let rows = self.app.methods(principal(&req)?, &req.get_ref().customer_id).await?;
-        Ok(Response::new(pb::ListPaymentMethodsResponse { methods: rows.iter().map(method).collect() }))
+        let autopay = self.app.autopay(principal(&req)?, &req.get_ref().customer_id).await?;
+        Ok(Response::new(pb::ListPaymentMethodsResponse {
+            methods: rows.iter().map(method).collect(),
+            autopay: autopay.as_ref().map(mandate),
+        }))
     }
 
     async fn set_default_payment_method(

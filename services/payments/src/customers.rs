@@ -89,6 +89,13 @@ impl Payments {
         Ok(store::methods(&self.pool, p.tenant_id, customer).await?)
     }
 
+    /// The customer's autopay consent in force, if any (what the portal's cards page shows).
+    pub async fn autopay(&self, p: &Principal, customer: &str) -> Result<Option<MandateRow>> {
+        let customer = id("customer_id", "cus", customer)?;
+        authorize(p, "payments:read", "portal:read", Some(customer))?;
+        Ok(store::active_autopay(&self.pool, p.tenant_id, customer).await?)
+    }
+
     async fn own_method(&self, p: &Principal, customer: &str, method: &str) -> Result<(Uuid, MethodRow)> {
         let customer = id("customer_id", "cus", customer)?;
         authorize(p, "payments:write", "portal:pay", Some(customer))?;

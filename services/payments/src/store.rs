@@ -1063,6 +1063,18 @@ pub async fn mandate(pool: &PgPool, tenant: Uuid, id: Uuid) -> Result<Option<Man
     .await
 }
 
+/// The customer's autopay consent in force, if any.
+pub async fn active_autopay(pool: &PgPool, tenant: Uuid, customer: Uuid) -> Result<Option<MandateRow>, sqlx::Error> {
+    sqlx::query_as::<_, MandateRow>(sqlx::AssertSqlSafe(format!(
+        "SELECT {MANDATE_COLUMNS} FROM mandates WHERE tenant_id = $1 AND customer_id = $2 AND kind = 'autopay' \
+         AND revoked_at IS NULL ORDER BY consented_at DESC LIMIT 1"
+    )))
+    .bind(tenant)
+    .bind(customer)
+    .fetch_optional(pool)
+    .await
+}
+
 pub async fn revoke_autopay_in(conn: &mut PgConnection, tenant: Uuid, customer: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE mandates SET revoked_at = now() WHERE tenant_id = $1 AND customer_id = $2 AND kind = 'autopay' \

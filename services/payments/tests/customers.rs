@@ -129,6 +129,12 @@ async fn autopay_needs_consent_and_charges_the_default_card_on_the_due_date() {
     let mandate = enable_autopay(&h, customer).await;
     assert_eq!((mandate.kind.as_str(), mandate.consent_ip.as_str()), ("autopay", "203.0.113.9"));
     assert!(mandate.consented_at.is_some());
+    let listed = |h: &Harness| {
+        let request = h.req(pb::ListPaymentMethodsRequest { customer_id: cus(customer) });
+        let mut client = h.client.clone();
+        async move { client.list_payment_methods(request).await.unwrap().into_inner().autopay.map(|m| m.id) }
+    };
+    assert_eq!(listed(&h).await, Some(mandate.id.clone()), "the cards page can tell autopay is on");
 
     let due = day("2026-12-10");
     let invoice = h.invoice(customer, "310.00", "USD", due).await;
@@ -149,6 +155,7 @@ async fn autopay_needs_consent_and_charges_the_default_card_on_the_due_date() {
 
     // Once autopay is off, new due amounts wait for the customer.
     h.client.clone().disable_autopay(h.req(pb::DisableAutopayRequest { customer_id: cus(customer) })).await.unwrap();
+    assert_eq!(listed(&h).await, None, "and that it is off");
     h.invoice(customer, "20.00", "USD", due).await;
     assert_eq!(h.app.run_autopay(due).await.unwrap(), 0);
     h.finish().await;
