@@ -2,9 +2,10 @@
 //! `serve`, each on a free port, over the real Postgres schemas, Redis and the test broker,
 //! talking to each other over gRPC and Kafka. Tests drive it through its public APIs only.
 //!
-//! Platforms share the schemas, topics and consumer groups (like replicas of one deployment),
-//! so tests that start one run one at a time (the `platform` test group in
-//! `.config/nextest.toml`) and every test works in a tenant of its own.
+//! Each platform has a broker of its own (so consumer groups and offsets never meet another
+//! test's) and shares the Postgres schemas with every other, like replicas of one deployment:
+//! every test works in a tenant of its own. Tests that start one run one at a time (the
+//! `platform` test group in `.config/nextest.toml`), which keeps a 2-core machine responsive.
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ pub struct Platform {
     pub reconciliation: Channel,
     pub settings: Settings,
     admin: Arc<cobro_identity::app::Identity>,
+    /// The platform's own broker, stopped with it.
+    _broker: Option<cobro_kit::testing::TansuBroker>,
     shutdown: CancellationToken,
     tasks: JoinSet<(&'static str, Result<(), String>)>,
 }
@@ -85,10 +88,30 @@ async fn connect(url: &str, tasks: &mut JoinSet<(&'static str, Result<(), String
     panic!("{url} did not come up within 30 s");
 }
 
+/// What a test may change about the platform: its own broker or Redis (to stop them), or any
+/// other setting.
+#[derive(Default)]
+pub struct Options {
+    pub kafka_brokers: Option<String>,
+    pub redis_url: Option<String>,
+    pub overrides: Vec<(String, String)>,
+}
+
 impl Platform {
     pub async fn start() -> Platform {
-        let brokers = std::env::var("COBRO_TEST_KAFKA_BROKERS")
-            .expect("COBRO_TEST_KAFKA_BROKERS is not set: run the tests through `infra/dev test`");
+        Platform::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Platform {
+        // A broker of its own unless the test brings one: consumer groups, offsets and
+        // rebalances of one platform never meet another test's.
+        let (brokers, broker) = match options.kafka_brokers.clone() {
+            Some(brokers) => (brokers, None),
+            None => {
+                let broker = cobro_kit::testing::TansuBroker::start().await;
+                (broker.kafka().brokers.join(","), Some(broker))
+            }
+        };
         let addrs: Vec<(&str, SocketAddr)> = GRPC_SERVICES.iter().map(|name| (*name, addr())).collect();
         let url = |name: &str| {
             let (_, a) = addrs.iter().find(|(n, _)| *n == name).expect("a known service");
@@ -110,6 +133,10 @@ impl Platform {
             ("gateway.notifications_url".to_owned(), url("notifications")),
             ("gateway.reconciliation_url".to_owned(), url("reconciliation")),
         ]);
+        if let Some(redis) = &options.redis_url {
+            overrides.push(("redis.url".to_owned(), redis.clone()));
+        }
+        overrides.extend(options.overrides.iter().cloned());
         let layers = |overrides: Vec<(String, String)>| Layers {
             dir: Some(config_dir()),
             env: Some("dev".to_owned()),
@@ -130,6 +157,11 @@ impl Platform {
                 .await
                 .unwrap_or_else(|e| panic!("migrate {name}: {e}"));
         }
+        // As `infra/dev start` does for the development broker: every service's topic exists
+        // before anyone subscribes.
+        let kafka: cobro_kit::config::KafkaConfig = settings.section("kafka").expect("kafka settings");
+        let topics: Vec<String> = GRPC_SERVICES.iter().map(|s| cobro_kit::events::topic_for(s)).collect();
+        cobro_kit::events::ensure_topics(&kafka, &topics).await.expect("the platform's topics");
         let admin = cobro_identity::admin(&settings).await.expect("identity admin");
         // Payments calls the vault as itself, and the gateway states end users' addresses to
         // identity as itself: `infra/dev` makes their credentials once; a run without them makes
@@ -171,6 +203,7 @@ impl Platform {
             reconciliation: connect(&url("reconciliation"), &mut tasks).await,
             settings,
             admin,
+            _broker: broker,
             shutdown,
             tasks,
         };

@@ -351,6 +351,16 @@ impl InvoicingService for InvoicingApi {
         Ok(Response::new(pb::ResolveDisputeResponse {}))
     }
 
+    async fn list_requests(&self, req: Request<pb::ListRequestsRequest>) -> Answer<pb::ListRequestsResponse> {
+        let r = req.get_ref();
+        let (limit, after) = page(r.page.clone())?;
+        let rows = self.app.requests(principal(&req)?, &r.kind, &r.state, limit, after).await?;
+        Ok(Response::new(pb::ListRequestsResponse {
+            page: next_page(rows.iter().map(|r| r.id), rows.len(), limit),
+            requests: rows.iter().map(customer_request).collect(),
+        }))
+    }
+
     async fn get_statement(&self, req: Request<pb::GetStatementRequest>) -> Answer<pb::Statement> {
         let r = req.get_ref();
         let st = self.app.statement(principal(&req)?, &r.customer_id, &r.from, &r.to).await?;
@@ -575,5 +585,26 @@ impl InvoicingService for InvoicingApi {
             ending_receivables: Some(money(ending, &r.currency)),
             credit_sales: Some(money(sales, &r.currency)),
         }))
+    }
+}
+
+fn customer_request(r: &crate::store::RequestRow) -> pb::CustomerRequest {
+    let id = if r.kind == "hardship" { crate::requests::request_id(r.id) } else { crate::requests::dispute_id(r.id) };
+    pb::CustomerRequest {
+        id,
+        kind: r.kind.clone(),
+        invoice_id: cobro_kit::ids::format(crate::app::prefix::INVOICE, r.invoice_id),
+        invoice_number: r.invoice_number.clone().unwrap_or_default(),
+        customer_id: cobro_kit::ids::format(crate::app::prefix::CUSTOMER, r.customer_id),
+        state: r.state.clone(),
+        reason: r.reason.clone(),
+        installments: r.installments.and_then(|n| u32::try_from(n).ok()).unwrap_or(0),
+        first_date: r.first_date.map(|d| d.to_string()).unwrap_or_default(),
+        note: r.note.clone(),
+        resolution_note: r.resolution_note.clone(),
+        requested_by: r.requested_by.clone(),
+        balance: Some(crate::app::money(r.balance, &r.currency)),
+        created_at: timestamp(r.created_at),
+        resolved_at: r.resolved_at.and_then(timestamp),
     }
 }

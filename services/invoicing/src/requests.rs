@@ -158,6 +158,33 @@ impl Invoicing {
         Ok(invoice)
     }
 
+    /// Staff's inbox: the tenant's hardship requests and disputes. `kind`: hardship, dispute or
+    /// empty; `state`: open, resolved or empty.
+    pub async fn requests(
+        &self,
+        principal: &Principal,
+        kind: &str,
+        state: &str,
+        limit: i64,
+        after: Option<Uuid>,
+    ) -> Result<Vec<store::RequestRow>> {
+        if !principal.has("invoices:read") || principal.kind == PrincipalKind::Customer {
+            return Err(InvoicingError::PermissionDenied("missing permission invoices:read".to_owned()));
+        }
+        let kind = match kind {
+            "" => None,
+            "hardship" | "dispute" => Some(kind),
+            _ => return Err(InvalidField::new("kind", "must be hardship or dispute").into()),
+        };
+        let open = match state {
+            "" => None,
+            "open" => Some(true),
+            "resolved" => Some(false),
+            _ => return Err(InvalidField::new("state", "must be open or resolved").into()),
+        };
+        store::requests(&self.pool, principal.tenant_id, kind, open, after, limit).await
+    }
+
     pub async fn open_dispute(&self, principal: &Principal, invoice_id: &str, reason: &str) -> Result<Uuid> {
         let reason = text("reason", reason, 1000, true)?;
         let mut tx = self.pool.begin().await?;

@@ -871,3 +871,60 @@ pub async fn currency_in_use_elsewhere(
     .fetch_one(conn)
     .await?)
 }
+
+// --- hardship requests and disputes ---
+
+/// A hardship request or a dispute, with what staff need to decide it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RequestRow {
+    pub id: Uuid,
+    /// `hardship` or `dispute`.
+    pub kind: String,
+    pub invoice_id: Uuid,
+    pub invoice_number: Option<String>,
+    pub customer_id: Uuid,
+    pub currency: String,
+    pub balance: Decimal,
+    pub state: String,
+    pub reason: String,
+    pub installments: Option<i32>,
+    pub first_date: Option<NaiveDate>,
+    pub note: String,
+    pub resolution_note: String,
+    pub requested_by: String,
+    pub created_at: DateTime<Utc>,
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// The tenant's requests of `kind` (`None`: both) that are open (`Some(true)`), resolved
+/// (`Some(false)`) or either, by id after `after`.
+pub async fn requests(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    kind: Option<&str>,
+    open: Option<bool>,
+    after: Option<Uuid>,
+    limit: i64,
+) -> Result<Vec<RequestRow>> {
+    Ok(sqlx::query_as(
+        "SELECT r.id, r.kind, r.invoice_id, i.number AS invoice_number, i.customer_id, i.currency, i.balance, \
+         r.state, r.reason, r.installments, r.first_date, r.note, r.resolution_note, r.requested_by, r.created_at, \
+         r.resolved_at FROM ( \
+           SELECT tenant_id, id, 'hardship' AS kind, invoice_id, state, reason, installments, first_date, note, \
+                  resolution_note, requested_by, created_at, resolved_at FROM hardship_requests WHERE tenant_id = $1 \
+           UNION ALL \
+           SELECT tenant_id, id, 'dispute' AS kind, invoice_id, state, reason, NULL::integer, NULL::date, '', \
+                  resolution_note, opened_by, created_at, resolved_at FROM disputes WHERE tenant_id = $1 \
+         ) r JOIN invoices i ON i.tenant_id = r.tenant_id AND i.id = r.invoice_id \
+         WHERE r.tenant_id = $1 AND ($2::text IS NULL OR r.kind = $2) \
+         AND ($3::boolean IS NULL OR (r.state = 'open') = $3) AND ($4::uuid IS NULL OR r.id > $4) \
+         ORDER BY r.id LIMIT $5",
+    )
+    .bind(tenant_id)
+    .bind(kind)
+    .bind(open)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}

@@ -18,8 +18,7 @@ pub fn money(amount: Option<&Money>, lang: Language) -> String {
 pub fn number(amount: &str, lang: Language) -> String {
     let (sign, digits) = amount.strip_prefix('-').map_or(("", amount), |rest| ("-", rest));
     let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit())
-    {
+    if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return amount.to_owned();
     }
     let (group, point) = match lang {

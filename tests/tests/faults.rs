@@ -1,0 +1,133 @@
+//! The platform under faults, each against infrastructure of the test's own so stopping it
+//! harms no other test: the broker stopped for 30 seconds while a card pays an invoice
+//! (nothing lost, nothing twice), and Redis stopped (money keeps moving; signing in fails
+//! closed and comes back with Redis).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use cobro_e2e::platform::{Customer, Options, Platform, Tenant};
+use cobro_e2e::web::Web;
+use cobro_kit::testing::{RedisServer, TansuBroker, eventually};
+use cobro_proto::invoicing::v1 as invpb;
+use cobro_proto::payments::v1 as paypb;
+use cobro_proto::payments::v1::payments_service_client::PaymentsServiceClient;
+
+/// Pay `invoice` with the sandbox's always-approved card, as staff taking it by phone.
+async fn pay_by_card(platform: &Platform, tenant: &Tenant, customer: &Customer, invoice: &str) -> paypb::PaymentIntent {
+    let mut payments = PaymentsServiceClient::new(platform.payments.clone());
+    let create = paypb::CreatePaymentIntentRequest {
+        idempotency_key: format!("pay-{invoice}"),
+        customer_id: customer.id.clone(),
+        invoice_ids: vec![invoice.to_owned()],
+        ..Default::default()
+    };
+    // Payments learns of the invoice from invoicing's events.
+    let known = eventually(Duration::from_secs(30), || {
+        let (mut payments, request) = (payments.clone(), tenant.staff(create.clone()));
+        async move { payments.create_payment_intent(request).await.is_ok() }
+    })
+    .await;
+    let intent = payments.create_payment_intent(tenant.staff(create)).await;
+    assert!(known, "payments never learned of the invoice: {intent:?}");
+    let intent = intent.unwrap().into_inner();
+    let confirm = paypb::ConfirmPaymentIntentRequest {
+        idempotency_key: format!("confirm-{invoice}"),
+        id: intent.id.clone(),
+        method: Some(paypb::confirm_payment_intent_request::Method::Card(paypb::NewCard {
+            pan: "4242424242424242".into(),
+            exp_month: 12,
+            exp_year: 2031,
+            holder_name: "Marta Ruiz".into(),
+        })),
+        ..Default::default()
+    };
+    payments.confirm_payment_intent(tenant.staff(confirm)).await.unwrap().into_inner()
+}
+
+async fn invoice_of(platform: &Platform, tenant: &Tenant, id: &str) -> invpb::Invoice {
+    let request = tenant.staff(invpb::GetInvoiceRequest { id: id.to_owned() });
+    platform.invoicing_client().get_invoice(request).await.unwrap().into_inner()
+}
+
+#[tokio::test]
+async fn a_card_payment_made_while_the_broker_is_down_pays_the_invoice_once_it_is_back() {
+    let mut broker = TansuBroker::start().await;
+    let brokers = broker.kafka().brokers.join(",");
+    let platform = Platform::start_with(Options { kafka_brokers: Some(brokers), ..Options::default() }).await;
+    let tenant = platform.tenant().await;
+    let customer = platform.customer(&tenant, "Constructora Álamo S.A. de C.V.", "es").await;
+    let invoice = platform.open_invoice(&tenant, &customer, "4150.00").await;
+    let before =
+        pay_by_card(&platform, &tenant, &customer, &platform.open_invoice(&tenant, &customer, "10.00").await).await;
+    assert_eq!(before.status, "succeeded", "the platform works before the fault");
+
+    broker.kill();
+    let paid = pay_by_card(&platform, &tenant, &customer, &invoice).await;
+    assert_eq!(paid.status, "succeeded", "card payments do not wait for the broker");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(invoice_of(&platform, &tenant, &invoice).await.status, "open", "the news is still in payments' outbox");
+
+    broker.restart().await;
+    let settled = eventually(Duration::from_secs(90), || {
+        let (platform, tenant, invoice) = (&platform, &tenant, &invoice);
+        async move { invoice_of(platform, tenant, invoice).await.status == "paid" }
+    })
+    .await;
+    assert!(settled, "the invoice was never paid after the broker came back");
+    // Nothing twice: the payment was applied once, and a while later still once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = invoice_of(&platform, &tenant, &invoice).await;
+    assert_eq!(after.paid.map(|m| m.amount), Some("4150.00".to_owned()));
+    assert_eq!(after.balance.map(|m| m.amount), Some("0.00".to_owned()));
+    platform.stop().await;
+}
+
+#[tokio::test]
+async fn with_redis_down_money_keeps_moving_and_signing_in_fails_closed() {
+    let mut redis = RedisServer::start().await;
+    let platform = Platform::start_with(Options { redis_url: Some(redis.url()), ..Options::default() }).await;
+    let tenant = platform.tenant().await;
+    let customer = platform.customer(&tenant, "Ferretería La Esperanza", "es").await;
+    let first = platform.open_invoice(&tenant, &customer, "980.00").await;
+
+    redis.kill();
+    // Invoicing and payments keep working: Postgres holds what matters.
+    let second = platform.open_invoice(&tenant, &customer, "1200.00").await;
+    assert_eq!(invoice_of(&platform, &tenant, &second).await.status, "open");
+    let paid = pay_by_card(&platform, &tenant, &customer, &first).await;
+    assert_eq!(paid.status, "succeeded");
+    // Signing in needs Redis (sessions, attempt counters): it refuses rather than guess.
+    let web = Web::new(&platform.gateway_url);
+    assert_eq!(web.get("/signin").await.status, 503, "no session store, no sign-in page");
+    let login = platform
+        .identity_client()
+        .login(cobro_proto::identity::v1::LoginRequest {
+            tenant: tenant.slug.clone(),
+            email: customer.email.clone(),
+            password: customer.password.clone(),
+            client_ip: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(login.code(), tonic::Code::Unavailable, "identity fails closed: {login:?}");
+
+    redis.restart().await;
+    let back = eventually(Duration::from_secs(30), || {
+        let web = web.clone();
+        async move { web.get("/signin").await.status == 200 }
+    })
+    .await;
+    assert!(back, "sign-in came back with Redis");
+    web.sign_in_contact(&tenant, &customer).await;
+    let page = web.get("/portal").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Total por pagar"), "{}", page.body);
+    let paid_later = eventually(Duration::from_secs(30), || {
+        let (platform, tenant, first) = (&platform, &tenant, &first);
+        async move { invoice_of(platform, tenant, first).await.status == "paid" }
+    })
+    .await;
+    assert!(paid_later, "the payment made without Redis paid the invoice");
+    platform.stop().await;
+}
