@@ -161,10 +161,40 @@ impl Browser {
         self.call("POST", "/window/rect", Some(json!({ "width": width, "height": height }))).await;
     }
 
+    /// Basic accessibility of the current page: a language, a title, one `h1`, every visible
+    /// form control with a label (a `<label for>`, a wrapping label or an `aria-label`),
+    /// every image with alternative text, every button and link with a name.
+    pub async fn accessibility_problems(&self) -> Vec<String> {
+        let script = r#"
+const problems = [];
+if (!document.documentElement.lang) problems.push('html without lang');
+if (!document.title.trim()) problems.push('no title');
+if (document.querySelectorAll('h1').length !== 1) problems.push(document.querySelectorAll('h1').length + ' h1 elements');
+for (const el of document.querySelectorAll('input, select, textarea')) {
+  if (el.type === 'hidden') continue;
+  const labelled = (el.id && document.querySelector('label[for="' + CSS.escape(el.id) + '"]'))
+    || el.closest('label') || el.getAttribute('aria-label') || el.getAttribute('aria-labelledby');
+  if (!labelled) problems.push('unlabelled ' + el.tagName.toLowerCase() + ' ' + (el.name || el.id));
+}
+for (const img of document.querySelectorAll('img')) {
+  if (!img.hasAttribute('alt')) problems.push('image without alt: ' + img.src.slice(0, 60));
+}
+for (const el of document.querySelectorAll('button, a[href]')) {
+  const name = (el.textContent || '').trim() || el.getAttribute('aria-label') || el.getAttribute('title');
+  if (!name) problems.push('unnamed ' + el.tagName.toLowerCase());
+}
+return problems;"#;
+        let found = self.script(script).await;
+        found.as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()).unwrap_or_default()
+    }
+
     /// Screenshots of the current page at desktop width and at 360 px, saved as
-    /// `NN-<step>-desktop.png` and `NN-<step>-360.png`. Checks on the way that the phone layout
-    /// needs no sideways scrolling, and returns to desktop width.
+    /// `NN-<step>-desktop.png` and `NN-<step>-360.png`. Checks on the way the page's basic
+    /// accessibility and that the phone layout needs no sideways scrolling, and returns to
+    /// desktop width.
     pub async fn snap(&mut self, step: &str) {
+        let problems = self.accessibility_problems().await;
+        assert!(problems.is_empty(), "{step}: accessibility problems on {}: {problems:?}", self.url().await);
         self.shot_count += 1;
         for (label, size) in [("desktop", DESKTOP), ("360", PHONE)] {
             self.resize(size).await;

@@ -173,7 +173,15 @@ async fn staff_confirms_a_reconciliation_suggestion() {
     staff.find("form[action$='/confirm'] button").await;
     staff.snap("suggestion").await;
     staff.click("form[action$='/confirm'] button").await;
-    assert!(!staff.has("form[action$='/confirm'] button").await, "the suggestion is decided");
+    let mut decided = false;
+    for _ in 0..50 {
+        if !staff.has("form[action$='/confirm'] button").await {
+            decided = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(decided, "the suggestion is decided:\n{}", staff.source().await);
     staff.snap("confirmed").await;
     staff.open(&format!("{}/console/invoices/{invoice}", platform.gateway_url)).await;
     assert!(staff.reload_until("badge paid", 30).await, "the invoice is paid:\n{}", staff.source().await);

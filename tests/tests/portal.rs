@@ -205,6 +205,14 @@ async fn a_contact_sees_pays_and_asks_for_time_on_their_own_invoices() {
     assert_eq!(web.get(&format!("/portal/invoices/{second}/dispute")).await.status, 200);
     let csv = web.get("/portal/statement?format=csv").await;
     assert!(csv.content_type.starts_with("text/csv") && csv.body.starts_with("date,kind,"), "{csv:?}");
+    let statement = web.get("/portal/statement").await;
+    assert!(statement.body.contains("format=pdf"), "the page links the PDF:\n{}", statement.body);
+    let pdf = web.get("/portal/statement?format=pdf").await;
+    assert_eq!(pdf.status, 200, "{}", pdf.body);
+    assert_eq!(pdf.content_type, "application/pdf");
+    assert!(pdf.content_disposition.starts_with("attachment"), "{}", pdf.content_disposition);
+    assert!(pdf.bytes.starts_with(b"%PDF"), "a PDF document");
+    assert!(pdf.body.contains("(Statement of account)"), "the statement is printed");
     let bad_period = web.get("/portal/statement?from=yesterday").await;
     assert_eq!(bad_period.status, 422);
     assert!(bad_period.body.contains("From:"), "{}", bad_period.body);

@@ -160,11 +160,12 @@ fn words(lang: Language) -> minijinja::Value {
         charge => pick("Cargo", "Charge"),
         credit => pick("Abono", "Credit"),
         kind => pick("Movimiento", "Entry"),
+        download_pdf => pick("Descargar PDF", "Download PDF"),
         download_csv => pick("Descargar CSV", "Download CSV"),
         no_entries => pick("No hay movimientos en este periodo.", "No entries in this period."),
         statement_pdf_note => pick(
-            "El estado de cuenta se descarga en CSV, que abre cualquier hoja de cálculo.",
-            "The statement downloads as CSV, which any spreadsheet opens."
+            "El estado de cuenta se descarga en PDF, para imprimirlo o guardarlo, o en CSV, que abre cualquier hoja de cálculo.",
+            "The statement downloads as a PDF, to print or keep, or as CSV, which any spreadsheet opens."
         ),
         no_cards => pick("No tienes tarjetas guardadas. Puedes guardar una al pagar.", "You have no saved cards. You can save one when you pay."),
         card => pick("Tarjeta", "Card"),
@@ -1266,10 +1267,18 @@ pub async fn statement(State(p): State<Arc<Pages>>, headers: HeaderMap, Query(q)
     let title = if lang == Language::Es { "Estado de cuenta" } else { "Statement" };
     let must_be_date =
         if lang == Language::Es { "debe ser una fecha como 2026-12-05" } else { "must be a date like 2026-12-05" };
-    let bad = [("from", &from), ("to", &to)]
+    let mut bad = [("from", &from), ("to", &to)]
         .into_iter()
         .find(|(_, v)| chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d").is_err())
         .map(|(field, _)| invalid(lang, field, must_be_date));
+    if bad.is_none() && q.format.as_deref() == Some("pdf") {
+        let request = inv::GetStatementRequest { customer_id: customer.clone(), from: from.clone(), to: to.clone() };
+        match p.services.invoicing.clone().get_statement_pdf(visit.call(request)).await {
+            Ok(answer) => return statement_pdf(&p, visit, answer.into_inner()).await,
+            Err(status) if is_form_refusal(&status) => bad = Some(form_error(lang, &status)),
+            Err(status) => return fail(&p, visit, &status).await,
+        }
+    }
     let answer = match bad {
         Some(error) => Err(error),
         None => {
@@ -1357,6 +1366,25 @@ pub async fn statement(State(p): State<Arc<Pages>>, headers: HeaderMap, Query(q)
         opening => money(st.opening_balance.as_ref(), lang), closing => money(st.closing_balance.as_ref(), lang) },
     )
     .await
+}
+
+/// The statement's PDF as a download, never cached.
+async fn statement_pdf(p: &Pages, visit: Visit, pdf: inv::StatementPdf) -> Response {
+    let name: String =
+        pdf.filename.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')).collect();
+    let name = if name.is_empty() { "statement.pdf".to_owned() } else { name };
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    let response = (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/pdf")),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::CACHE_CONTROL, HeaderValue::from_static("private, no-store")),
+        ],
+        pdf.pdf,
+    )
+        .into_response();
+    p.finish(visit, response).await
 }
 
 // --- cards and autopay ---

@@ -386,6 +386,12 @@ impl InvoicingService for InvoicingApi {
         }))
     }
 
+    async fn get_statement_pdf(&self, req: Request<pb::GetStatementRequest>) -> Answer<pb::StatementPdf> {
+        let r = req.get_ref();
+        let (filename, pdf) = self.app.statement_pdf(principal(&req)?, &r.customer_id, &r.from, &r.to).await?;
+        Ok(Response::new(pb::StatementPdf { filename, pdf }))
+    }
+
     async fn get_invoice_pdf(&self, req: Request<pb::GetInvoicePdfRequest>) -> Answer<pb::InvoicePdf> {
         let (filename, pdf) = self.app.invoice_pdf(principal(&req)?, &req.get_ref().id).await?;
         Ok(Response::new(pb::InvoicePdf { filename, pdf }))

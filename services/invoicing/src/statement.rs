@@ -1,11 +1,12 @@
-//! A customer's statement of account for a period.
+//! A customer's statement of account for a period, as data and as a printable PDF.
 
 use chrono::NaiveDate;
 use cobro_kit::auth::Principal;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-use crate::app::{Invoicing, parse_date, prefix};
+use crate::app::{Invoicing, money, parse_date, prefix};
+use crate::domain::pdf::{PdfStatement, PdfStatementEntry, render_statement};
 use crate::error::{InvoicingError, Result};
 use crate::store;
 
@@ -24,6 +25,8 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub struct Statement {
     pub customer_id: Uuid,
+    pub customer_name: String,
+    pub customer_tax_id: String,
     pub currency: String,
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -66,6 +69,64 @@ impl Invoicing {
             running += e.charge - e.credit;
             e.balance = running;
         }
-        Ok(Statement { customer_id, currency: customer.currency, from, to, opening, entries, closing: running })
+        Ok(Statement {
+            customer_id,
+            customer_name: customer.legal_name,
+            customer_tax_id: customer.tax_id,
+            currency: customer.currency,
+            from,
+            to,
+            opening,
+            entries,
+            closing: running,
+        })
+    }
+
+    /// The statement as a PDF: (file name, bytes). Read exactly as [`Invoicing::statement`].
+    pub async fn statement_pdf(
+        &self,
+        principal: &Principal,
+        customer_id: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<(String, Vec<u8>)> {
+        let st = self.statement(principal, customer_id, from, to).await?;
+        let cur = st.currency.as_str();
+        let amount = |d: Decimal| money(d, cur).amount;
+        let pdf = render_statement(&PdfStatement {
+            seller_name: String::new(),
+            customer_name: st.customer_name.clone(),
+            customer_tax_id: st.customer_tax_id.clone(),
+            currency: st.currency.clone(),
+            from: st.from.to_string(),
+            to: st.to.to_string(),
+            opening: amount(st.opening),
+            entries: st
+                .entries
+                .iter()
+                .map(|e| PdfStatementEntry {
+                    date: e.date.to_string(),
+                    document: e.reference.clone(),
+                    description: describe(e).to_owned(),
+                    debit: amount(e.charge),
+                    credit: amount(e.credit),
+                    balance: amount(e.balance),
+                })
+                .collect(),
+            closing: amount(st.closing),
+        });
+        let customer = cobro_kit::ids::format(prefix::CUSTOMER, st.customer_id);
+        Ok((format!("statement-{customer}-{}-{}.pdf", st.from, st.to), pdf))
+    }
+}
+
+/// What a movement is, in words: a payment taken back is a charge of kind payment.
+fn describe(entry: &Entry) -> &'static str {
+    match entry.kind {
+        "invoice" => "Invoice",
+        "credit_note" => "Credit note",
+        "payment" if entry.charge > Decimal::ZERO => "Payment reversed",
+        "payment" => "Payment",
+        _ => "Other",
     }
 }

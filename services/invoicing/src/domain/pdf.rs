@@ -9,6 +9,10 @@
 //! pay and the memo. Whatever does not fit continues on a new page (the lines and installments
 //! tables repeat their header there) and every page is numbered "Page i of n".
 //!
+//! [`render_statement`] prints a customer's statement of account with the same machinery: the
+//! customer and the period, the opening balance, one table row per movement (repeating its
+//! header on every page) and the closing balance.
+//!
 //! Amounts arrive already formatted; they are only placed. Layout arithmetic is integer: points,
 //! or thousandths of a point where text is measured with the Helvetica metrics. Text is mapped to
 //! WinAnsi: Latin-1 and the Windows-1252 extras (€, curly quotes, dashes) are kept, control and
@@ -77,6 +81,47 @@ pub fn render(invoice: &PdfInvoice) -> Vec<u8> {
     memo(&mut doc, invoice);
     let pages = doc.finish(&title);
     serialize(&pages, &title)
+}
+
+/// A statement of account as it is printed: every figure already formatted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PdfStatement {
+    /// The tenant's name; may be empty.
+    pub seller_name: String,
+    pub customer_name: String,
+    pub customer_tax_id: String,
+    /// "MXN".
+    pub currency: String,
+    /// "2026-10-01".
+    pub from: String,
+    pub to: String,
+    pub opening: String,
+    pub entries: Vec<PdfStatementEntry>,
+    pub closing: String,
+}
+
+/// One movement of a statement. Debit and credit print nothing when zero or empty.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PdfStatementEntry {
+    pub date: String,
+    /// The invoice, credit note or payment reference.
+    pub document: String,
+    /// "Invoice", "Payment", "Credit note".
+    pub description: String,
+    pub debit: String,
+    pub credit: String,
+    /// The running balance after this movement.
+    pub balance: String,
+}
+
+/// The statement as a complete PDF 1.4 file.
+pub fn render_statement(statement: &PdfStatement) -> Vec<u8> {
+    let title = "Statement of account";
+    let mut doc = Doc::new(title, &statement.seller_name);
+    statement_heading(&mut doc, statement, title);
+    statement_table(&mut doc, statement);
+    let pages = doc.finish(title);
+    serialize(&pages, title)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -814,6 +859,83 @@ fn memo(doc: &mut Doc, invoice: &PdfInvoice) {
     }
 }
 
+const STATEMENT_COLUMNS: [Column; 6] = [
+    Column { title: "Date", cell: left_cell(LEFT + PAD, 106) },
+    Column { title: "Document", cell: left_cell(112, 222) },
+    Column { title: "Description", cell: left_cell(228, 318) },
+    Column { title: "Debit", cell: right_cell(324, 392) },
+    Column { title: "Credit", cell: right_cell(398, 466) },
+    Column { title: "Balance", cell: right_cell(472, RIGHT - PAD) },
+];
+
+/// Title, the customer, and the period and currency beside it.
+fn statement_heading(doc: &mut Doc, statement: &PdfStatement, title: &str) {
+    if !statement.seller_name.trim().is_empty() {
+        let seller = Style { font: Font::Bold, size: 20, ink: Ink::Black };
+        doc.line(seller, left_cell(LEFT, RIGHT), 28, &statement.seller_name);
+    }
+    let title_style = Style { font: Font::Bold, size: 13, ink: Ink::Black };
+    doc.line(title_style, left_cell(LEFT, RIGHT), 22, title);
+    doc.gap(14);
+
+    let top = doc.y;
+    let meta = [("From", &statement.from), ("To", &statement.to), ("Currency", &statement.currency)];
+    for (label, value) in meta {
+        let baseline = doc.baseline(LINE_HEIGHT, BODY.size);
+        doc.page.text(LABEL, left_cell(360, 430), baseline, label);
+        doc.page.text(BODY_BOLD, right_cell(436, RIGHT), baseline, value);
+        doc.y -= LINE_HEIGHT;
+    }
+    let meta_bottom = doc.y;
+    doc.y = top;
+
+    let block = left_cell(LEFT, 340);
+    doc.line(Style { font: Font::Bold, size: 8, ink: Ink::Muted }, block, LINE_HEIGHT, "CUSTOMER");
+    let name = Style { font: Font::Bold, size: 10, ink: Ink::Black };
+    doc.line(name, block, LINE_HEIGHT, &statement.customer_name);
+    if !statement.customer_tax_id.trim().is_empty() {
+        doc.line(BODY, block, LINE_HEIGHT, &format!("Tax ID: {}", statement.customer_tax_id.trim()));
+    }
+    doc.y = doc.y.min(meta_bottom);
+}
+
+/// A balance row right of the table: "Opening balance" or, banded, "Closing balance".
+fn statement_balance(doc: &mut Doc, statement: &PdfStatement, label: &str, amount: &str, banded: bool) {
+    let label_cell = left_cell(300, 436);
+    let value_cell = right_cell(440, RIGHT - PAD);
+    let value = if amount.trim().is_empty() { String::new() } else { join_nonempty(amount, &statement.currency) };
+    let strong = Style { font: Font::Bold, size: 11, ink: Ink::Black };
+    doc.ensure(BALANCE_ROW_HEIGHT);
+    if banded {
+        doc.page.band(label_cell.left, RIGHT, doc.y - BALANCE_ROW_HEIGHT, BALANCE_ROW_HEIGHT);
+    }
+    let baseline = doc.baseline(BALANCE_ROW_HEIGHT, strong.size);
+    doc.page.text(strong, left_cell(label_cell.left + PAD, 436), baseline, label);
+    doc.page.text(strong, value_cell, baseline, &value);
+    doc.y -= BALANCE_ROW_HEIGHT;
+}
+
+fn statement_table(doc: &mut Doc, statement: &PdfStatement) {
+    doc.gap(SECTION_GAP);
+    statement_balance(doc, statement, "Opening balance", &statement.opening, false);
+    doc.gap(6);
+    doc.ensure(TABLE_HEADER_HEIGHT + ROW_HEIGHT);
+    doc.table_header(&STATEMENT_COLUMNS, RIGHT);
+    if statement.entries.is_empty() {
+        let none = Style { ink: Ink::Muted, ..BODY };
+        doc.line(none, left_cell(LEFT + PAD, RIGHT - PAD), ROW_HEIGHT, "No movements in this period");
+        doc.page.rule(LEFT, RIGHT, doc.y, "0.85");
+    }
+    let blank_zero = |amount: &str| if is_zero(amount) { String::new() } else { amount.to_owned() };
+    for e in &statement.entries {
+        let (debit, credit) = (blank_zero(&e.debit), blank_zero(&e.credit));
+        let values = [&*e.date, &*e.document, &*e.description, &*debit, &*credit, &*e.balance];
+        doc.table_row(&STATEMENT_COLUMNS, RIGHT, &values);
+    }
+    doc.gap(SECTION_GAP);
+    statement_balance(doc, statement, "Closing balance", &statement.closing, true);
+}
+
 // ---------------------------------------------------------------------------------------------
 // The file.
 
@@ -1357,6 +1479,147 @@ mod tests {
             assert!(text.contains("Balance due") && text.contains("1000.00 MXN"));
             assert!(text.contains(&format!("Page {pages} of {pages}")), "{text}");
         }
+    }
+
+    fn statement(entries: usize) -> PdfStatement {
+        PdfStatement {
+            seller_name: String::new(),
+            customer_name: "Ñandú Comercial".to_owned(),
+            customer_tax_id: "NCO010101AB1".to_owned(),
+            currency: "MXN".to_owned(),
+            from: "2026-01-01".to_owned(),
+            to: "2026-12-31".to_owned(),
+            opening: "1000.00".to_owned(),
+            entries: (0..entries)
+                .map(|i| {
+                    let amount = format!("{}.{:02}", 100 + i, i % 100);
+                    let (debit, credit) =
+                        if i % 2 == 0 { (amount, "0.00".to_owned()) } else { ("0.00".to_owned(), amount) };
+                    PdfStatementEntry {
+                        date: "2026-03-15".to_owned(),
+                        document: format!("DOC-{i}"),
+                        description: if i % 2 == 0 { "Invoice" } else { "Payment" }.to_owned(),
+                        debit,
+                        credit,
+                        balance: format!("{}.75", 20_000 + i),
+                    }
+                })
+                .collect(),
+            closing: "98765.43".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_long_statement_spans_pages_and_prints_every_amount() {
+        let st = statement(150);
+        let pdf = render_statement(&st);
+        let streams = check_structure(&pdf);
+        let pages = streams.len();
+        assert!(pages >= 3, "{pages} pages");
+        assert_inside_margins(&streams);
+        let first = &streams[0];
+        for expected in [
+            "(Statement of account)",
+            "(\\321and\\372 Comercial)",
+            "(Tax ID: NCO010101AB1)",
+            "(2026-01-01)",
+            "(2026-12-31)",
+            "(Opening balance)",
+            "(1000.00 MXN)",
+        ] {
+            assert!(first.contains(expected), "missing {expected}");
+        }
+        let last = &streams[pages - 1];
+        assert!(last.contains("(Closing balance)") && last.contains("(98765.43 MXN)"));
+        for (i, stream) in streams.iter().enumerate() {
+            assert!(stream.contains(&format!("(Page {} of {pages})", i + 1)), "page {}", i + 1);
+            if stream.contains("(DOC-") {
+                for title in ["(Date)", "(Document)", "(Description)", "(Debit)", "(Credit)", "(Balance)"] {
+                    assert!(stream.contains(title), "{title} on page {}", i + 1);
+                }
+            }
+            if i > 0 {
+                assert!(stream.contains("(Statement of account \\(continued\\))"), "page {}", i + 1);
+            }
+        }
+        // Every movement once, with its amount and running balance; zero sides left blank.
+        let text = all_text(&streams);
+        let once = |t: &str| text.iter().filter(|r| *r == t.as_bytes()).count() == 1;
+        for e in &st.entries {
+            assert!(once(&e.document), "{}", e.document);
+            assert!(once(&e.balance), "{}", e.balance);
+            let amount = if e.debit == "0.00" { &e.credit } else { &e.debit };
+            assert!(once(amount), "{amount}");
+        }
+        assert!(!text.iter().any(|t| t == b"0.00"));
+        // Amounts are right-aligned in their columns.
+        let all = runs(&streams[0]);
+        let run = all.iter().find(|r| r.text == st.entries[0].balance.as_bytes()).unwrap();
+        assert_eq!(run.x + text_width(&run.text, run.font, run.size), (RIGHT - PAD) * 1000);
+    }
+
+    #[test]
+    fn an_empty_statement_says_so() {
+        let st = PdfStatement { opening: "0.00".to_owned(), closing: "0.00".to_owned(), ..statement(0) };
+        let streams = check_structure(&render_statement(&st));
+        assert_eq!(streams.len(), 1);
+        let content = streams.concat();
+        assert!(content.contains("(No movements in this period)"));
+        assert!(content.contains("(Opening balance)") && content.contains("(Closing balance)"));
+        assert!(content.contains("(0.00 MXN)"));
+        assert!(content.contains("(Page 1 of 1)"));
+    }
+
+    #[test]
+    fn hostile_statement_stays_on_the_page() {
+        let huge = "W".repeat(3_000);
+        let entry = PdfStatementEntry {
+            date: huge.clone(),
+            document: huge.clone(),
+            description: huge.clone(),
+            debit: huge.clone(),
+            credit: huge.clone(),
+            balance: huge.clone(),
+        };
+        let st = PdfStatement {
+            seller_name: huge.clone(),
+            customer_name: huge.clone(),
+            customer_tax_id: huge.clone(),
+            currency: huge.clone(),
+            from: huge.clone(),
+            to: huge.clone(),
+            opening: huge.clone(),
+            entries: vec![entry; 100],
+            closing: huge,
+        };
+        let streams = check_structure(&render_statement(&st));
+        assert!(streams.len() > 2);
+        assert_inside_margins(&streams);
+    }
+
+    /// Reads a long statement back with poppler's `pdftotext`, when it is installed.
+    #[test]
+    #[ignore = "needs pdftotext (poppler-utils)"]
+    fn pdftotext_reads_the_statement() {
+        use std::process::Command;
+        if Command::new("pdftotext").arg("-v").output().is_err() {
+            eprintln!("pdftotext is not installed; skipped");
+            return;
+        }
+        let st = statement(150);
+        let pages = check_structure(&render_statement(&st)).len();
+        let path = std::env::temp_dir().join(format!("cobro-pdf-test-{}-statement.pdf", std::process::id()));
+        std::fs::write(&path, render_statement(&st)).unwrap();
+        let output = Command::new("pdftotext").args(["-layout"]).arg(&path).arg("-").output().unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(output.status.success());
+        assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+        let text = String::from_utf8(output.stdout).unwrap();
+        for expected in ["Statement of account", "Ñandú Comercial", "Opening balance", "DOC-149", "20149.75"] {
+            assert!(text.contains(expected), "missing {expected} in {text}");
+        }
+        assert!(text.contains("Closing balance") && text.contains("98765.43 MXN"));
+        assert!(text.contains(&format!("Page {pages} of {pages}")), "{text}");
     }
 
     #[test]
