@@ -132,6 +132,8 @@ impl Platform {
             ("gateway.payments_url".to_owned(), url("payments")),
             ("gateway.notifications_url".to_owned(), url("notifications")),
             ("gateway.reconciliation_url".to_owned(), url("reconciliation")),
+            // Messages link to the invoice's page in this platform's portal.
+            ("notifications.portal_url".to_owned(), format!("{gateway_url}/portal")),
         ]);
         if let Some(redis) = &options.redis_url {
             overrides.push(("redis.url".to_owned(), redis.clone()));

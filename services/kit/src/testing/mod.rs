@@ -5,6 +5,8 @@
 //! disturbing the shared one. Missing environment is a loud failure, never a silent skip.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
+pub mod smtp;
+
 use std::net::TcpListener as StdTcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

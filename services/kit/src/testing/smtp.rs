@@ -15,6 +15,8 @@
 //!   message, then hang up or go silent instead of answering `250`;
 //! - [`SmtpSink::delay_replies`]: answer everything late (a slow server).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
