@@ -1395,3 +1395,51 @@ mod tests {
         }
     }
 }
+
+/// Generated inputs: every string over the characters amounts are made of either parses to a
+/// value that prints back as itself (what was accepted is exactly what was written) or is
+/// refused; nothing panics, and rounding never moves a value by half a minor unit or more.
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod generated {
+    use super::*;
+
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
+        }
+    }
+
+    const ALPHABET: &[u8] = b"0123456789000999.-+eE, _\t1";
+
+    #[test]
+    fn accepted_amounts_print_back_as_written_and_round_within_half_a_minor_unit() {
+        let mut rng = Rng(0x5DEE_CE66_D1CE_4E5B);
+        let mut accepted = 0;
+        for _ in 0..50_000 {
+            let len = rng.below(40);
+            let s: String = (0..len).map(|_| char::from(ALPHABET[rng.below(ALPHABET.len())])).collect();
+            let Ok(amount) = parse_amount(&s, 4) else { continue };
+            accepted += 1;
+            let printed = amount.to_string();
+            let same = printed == s || (amount.is_zero() && s.starts_with('-'));
+            assert!(same, "{s:?} parsed as {printed}");
+            for currency in [Currency::from_code("MXN").unwrap(), Currency::from_code("JPY").unwrap()] {
+                let rounded = round_to_minor(amount, currency);
+                let half = Decimal::new(5, currency.minor_units() + 1);
+                assert!((rounded - amount).abs() <= half, "{s} rounds to {rounded} in {currency:?}");
+                assert_eq!(rounded.scale(), currency.minor_units());
+            }
+        }
+        assert!(accepted > 1_000, "the generator reaches valid amounts ({accepted})");
+    }
+}
