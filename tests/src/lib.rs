@@ -2,5 +2,6 @@
 //! its gRPC APIs and its web pages (`web`, and `webdriver` for a real browser).
 
 pub mod platform;
+pub mod statements;
 pub mod web;
 pub mod webdriver;

@@ -76,6 +76,19 @@ impl Browser {
         self.call("POST", "/url", Some(json!({ "url": url }))).await;
     }
 
+    /// Wait up to 10 s until the browser has left pages whose address contains `part` (a form
+    /// posted, its redirect followed); the address it reached.
+    pub async fn leave(&self, part: &str) -> String {
+        for _ in 0..100 {
+            let url = self.url().await;
+            if !url.contains(part) {
+                return url;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("still on {part}: {}", self.source().await);
+    }
+
     pub async fn url(&self) -> String {
         self.call("GET", "/url", None).await.as_str().unwrap_or_default().to_owned()
     }

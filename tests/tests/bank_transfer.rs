@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use cobro_e2e::platform::Platform;
+use cobro_e2e::statements::{Credit, camt053};
 use cobro_kit::testing::eventually;
 use cobro_proto::invoicing::v1 as invpb;
 use cobro_proto::payments::v1 as paypb;
@@ -14,32 +15,6 @@ use cobro_proto::reconciliation::v1 as recpb;
 use cobro_proto::reconciliation::v1::reconciliation_service_client::ReconciliationServiceClient;
 
 const CLABE: &str = "012180001234567897";
-
-/// A camt.053 day statement of one account with one credit quoting `reference`.
-fn camt053(account: &str, day: &str, amount: &str, reference: &str) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.02">
-<BkToCstmrStmt>
-<GrpHdr><MsgId>BBVA-{day}</MsgId><CreDtTm>{day}T23:00:00-06:00</CreDtTm></GrpHdr>
-<Stmt>
-<Id>STMT-{day}</Id><CreDtTm>{day}T23:00:00-06:00</CreDtTm>
-<Acct><Id><Othr><Id>{account}</Id></Othr></Id><Ccy>MXN</Ccy></Acct>
-<Ntry>
-<NtryRef>SPEI-{day}-0001</NtryRef>
-<Amt Ccy="MXN">{amount}</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts>BOOK</Sts>
-<BookgDt><Dt>{day}</Dt></BookgDt><ValDt><Dt>{day}</Dt></ValDt>
-<NtryDtls><TxDtls>
-<RltdPties><Dbtr><Nm>CONSTRUCTORA ALAMO SA DE CV</Nm></Dbtr></RltdPties>
-<RmtInf><Strd><CdtrRefInf><Tp><CdOrPrtry><Cd>SCOR</Cd></CdOrPrtry></Tp><Ref>{reference}</Ref></CdtrRefInf></Strd></RmtInf>
-</TxDtls></NtryDtls>
-</Ntry>
-</Stmt>
-</BkToCstmrStmt>
-</Document>
-"#
-    )
-}
 
 #[tokio::test]
 async fn a_transfer_quoting_the_reference_pays_the_invoice_once_the_statement_arrives() {
@@ -93,7 +68,13 @@ async fn a_transfer_quoting_the_reference_pays_the_invoice_once_the_statement_ar
 
     // The customer's bank quotes the reference, grouped as people type it.
     let today = chrono::Utc::now().date_naive().to_string();
-    let file = camt053(CLABE, &today, "3480.00", &instructions.reference_grouped);
+    let credit = Credit {
+        amount: "3480.00",
+        payer: "CONSTRUCTORA ALAMO SA DE CV",
+        reference: Some(&instructions.reference_grouped),
+        remittance: "",
+    };
+    let file = camt053(CLABE, &today, &credit);
     let chunks = vec![recpb::ImportStatementChunk {
         bank_account_id: account.id.clone(),
         csv_mapping: String::new(),
@@ -148,7 +129,7 @@ async fn a_transfer_quoting_the_reference_pays_the_invoice_once_the_statement_ar
     let again = vec![recpb::ImportStatementChunk {
         bank_account_id: account.id.clone(),
         csv_mapping: String::new(),
-        data: camt053(CLABE, &today, "3480.00", &instructions.reference_grouped).into_bytes(),
+        data: camt053(CLABE, &today, &credit).into_bytes(),
     }];
     let twice = reconciliation.import_statement(tenant.staff(tokio_stream::iter(again))).await.unwrap().into_inner();
     assert_eq!(twice.lines_new, 0);

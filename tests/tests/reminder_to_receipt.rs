@@ -104,8 +104,13 @@ async fn the_day_before_reminder_links_to_paying_and_paying_stops_the_reminders(
         );
         async move { client.list_messages(request).await.unwrap().into_inner().messages }
     };
-    let sent = messages("sent").await;
-    assert!(sent.iter().any(|m| m.kind == "reminder_friendly"), "the reminder was sent: {sent:?}");
+    // The sink has the email a moment before notifications records it as sent.
+    let recorded = eventually(Duration::from_secs(30), || {
+        let messages = &messages;
+        async move { messages("sent").await.iter().any(|m| m.kind == "reminder_friendly") }
+    })
+    .await;
+    assert!(recorded, "the reminder was recorded as sent: {:?}", messages("").await);
     assert!(messages("planned").await.iter().any(|m| m.kind == "reminder_firm"), "the later one waits");
 
     // The contact follows the link, signs in, and pays by card.

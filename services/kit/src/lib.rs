@@ -22,6 +22,8 @@ pub mod events;
 pub mod grpc;
 pub mod ids;
 pub mod money;
+#[cfg(any(test, feature = "testing"))]
+pub mod seeded;
 pub mod service;
 pub mod shutdown;
 pub mod telemetry;

@@ -1403,27 +1403,13 @@ mod tests {
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod generated {
     use super::*;
-
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            usize::try_from(self.next() % u64::try_from(n).unwrap()).unwrap()
-        }
-    }
+    use crate::seeded::SeededRng;
 
     const ALPHABET: &[u8] = b"0123456789000999.-+eE, _\t1";
 
     #[test]
     fn accepted_amounts_print_back_as_written_and_round_within_half_a_minor_unit() {
-        let mut rng = Rng(0x5DEE_CE66_D1CE_4E5B);
+        let mut rng = SeededRng::new(0x5DEE_CE66_D1CE_4E5B);
         let mut accepted = 0;
         for _ in 0..50_000 {
             let len = rng.below(40);

@@ -6,25 +6,11 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use chrono::Utc;
+use cobro_kit::seeded::SeededRng;
 use cobro_payments::connector::Connector;
 use cobro_payments::connector::sandbox::{Sandbox, SandboxConfig};
 use cobro_payments::connector::stripe::{Stripe, StripeConfig};
 use secrecy::SecretString;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n.max(1)).unwrap()).unwrap()
-    }
-}
 
 const SANDBOX_EVENT: &str = r#"{"type":"charge.succeeded","attempt_id":"01a2461b-b42e-735a-8d2c-9dd9e882fef6","processor_ref":"sbx_1","fee":"1.00","currency":"MXN"}"#;
 const STRIPE_EVENT: &str = r#"{"id":"evt_1","type":"payment_intent.succeeded","data":{"object":{"id":"pi_1","object":"payment_intent","amount":12345,"currency":"mxn","status":"succeeded","metadata":{"cobro_attempt":"01a2461b-b42e-735a-8d2c-9dd9e882fef6"},"latest_charge":{"balance_transaction":{"fee":388}}}}}"#;
@@ -53,9 +39,9 @@ const PIECES: &[&str] = &[
     "\"currency\":\"ZZZ\"",
 ];
 
-fn body(rng: &mut Rng) -> Vec<u8> {
+fn body(rng: &mut SeededRng) -> Vec<u8> {
     match rng.below(4) {
-        0 => (0..rng.below(200)).map(|_| u8::try_from(rng.next() & 0xff).unwrap()).collect(),
+        0 => (0..rng.below(200)).map(|_| rng.byte()).collect(),
         1 => {
             let base = if rng.below(2) == 0 { SANDBOX_EVENT } else { STRIPE_EVENT };
             base.as_bytes()[..rng.below(base.len() + 1)].to_vec()
@@ -88,7 +74,7 @@ async fn no_webhook_makes_a_connector_panic() {
     let sandbox = Sandbox::new(pool, SandboxConfig::default());
     let stripe =
         Stripe::new(StripeConfig::new(SecretString::from("sk_test_x"), SecretString::from("whsec_test"))).unwrap();
-    let mut rng = Rng(0xA076_1D64_78BD_642F);
+    let mut rng = SeededRng::new(0xA076_1D64_78BD_642F);
     let now = Utc::now();
     let mut parsed = 0;
     for round in 0..4_000 {

@@ -6,28 +6,13 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
+use cobro_kit::seeded::SeededRng;
 use cobro_reconciliation::domain::formats::detect::parse_any;
-
-/// xorshift64*: small, seeded, good enough to pick positions and bytes.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % u64::try_from(n.max(1)).unwrap()).unwrap()
-    }
-}
 
 /// Bytes that matter to the formats: XML and SWIFT/BAI2 punctuation, digits, signs, newlines.
 const INTERESTING: &[u8] = b"<>/\"'=:;,.+-0123456789CDRTNXYZ{}\r\n\t :61:86:20:16,88,49,/&#\x00\xff\xc3";
 
-fn mutate(input: &[u8], rng: &mut Rng) -> Vec<u8> {
+fn mutate(input: &[u8], rng: &mut SeededRng) -> Vec<u8> {
     let mut out = input.to_vec();
     for _ in 0..=rng.below(8) {
         let at = rng.below(out.len() + 1);
@@ -89,18 +74,18 @@ fn no_statement_input_makes_a_parser_panic() {
         }
         for round in 0..400_u64 {
             let seed = 0x9E37_79B9_7F4A_7C15 ^ (u64::try_from(n).unwrap() << 32) ^ round;
-            let mut rng = Rng(seed);
+            let mut rng = SeededRng::new(seed);
             let input = mutate(&original, &mut rng);
             assert!(survives(&input), "{}: mutation with seed {seed:#x} panics", path.display());
         }
     }
     assert!(parsed >= 5, "most samples parse as they are ({parsed} of {})", files.len());
     // Arbitrary bytes, and what looks like each format's start followed by noise.
-    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+    let mut rng = SeededRng::new(0xD1B5_4A32_D192_ED03);
     for prefix in [&b""[..], b"<?xml version=\"1.0\"?><Document>", b":20:STMT\r\n:25:", b"01,BANK,CUST,"] {
         for _ in 0..500 {
             let mut input = prefix.to_vec();
-            input.extend((0..rng.below(300)).map(|_| u8::try_from(rng.next() & 0xff).unwrap()));
+            input.extend((0..rng.below(300)).map(|_| rng.byte()));
             assert!(survives(&input), "{input:?} panics");
         }
     }
