@@ -19,7 +19,9 @@ use cobro_proto::identity::v1 as idpb;
 use cobro_proto::identity::v1::identity_service_client::IdentityServiceClient;
 use cobro_proto::invoicing::v1 as invpb;
 use cobro_proto::invoicing::v1::invoicing_service_client::InvoicingServiceClient;
+use std::collections::HashMap;
 use tokio::sync::Mutex;
+
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
@@ -43,6 +45,11 @@ pub struct Platform {
     _broker: Option<cobro_kit::testing::TansuBroker>,
     shutdown: CancellationToken,
     tasks: JoinSet<(&'static str, Result<(), String>)>,
+    urls: HashMap<&'static str, String>,
+    /// Services running as processes, and the settings they are started with.
+    children: HashMap<&'static str, tokio::process::Child>,
+    child_env: Vec<(String, String)>,
+    processes: Vec<&'static str>,
 }
 
 /// A tenant of its own for one test, its owner signed in with a second factor.
@@ -73,6 +80,70 @@ fn addr() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], cobro_kit::testing::free_port()))
 }
 
+/// The environment a `cobro serve` process needs to join this platform: the same layers as
+/// the in-process services (the config directory, `COBRO__…` from the test's environment) and
+/// this platform's overrides as `COBRO__…` variables.
+fn child_env(overrides: &[(String, String)]) -> Vec<(String, String)> {
+    let mut env = vec![
+        ("COBRO_CONFIG_DIR".to_owned(), config_dir().display().to_string()),
+        ("COBRO_ENV".to_owned(), "dev".to_owned()),
+    ];
+    for (key, value) in overrides {
+        // The one list the overrides set by index.
+        let key = if key == "kafka.brokers[0]" { "kafka.brokers" } else { key.as_str() };
+        env.push((cobro_kit::config::env_name(key), value.clone()));
+    }
+    env
+}
+
+/// `cobro serve <name>` as a process of its own (the binary `infra/dev test` builds).
+fn spawn_process(name: &str, env: &[(String, String)]) -> tokio::process::Child {
+    let binary = std::env::var_os("COBRO_BIN").map_or_else(
+        || {
+            let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+                || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+                std::path::PathBuf::from,
+            );
+            target.join("debug/cobro")
+        },
+        std::path::PathBuf::from,
+    );
+    tokio::process::Command::new(&binary)
+        .args(["serve", name])
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("cannot start {} serve {name}: {e} (`cargo build --bin cobro` first)", binary.display())
+        })
+}
+
+/// Serve one service as `cobro serve <name>` does, in a task of `tasks`.
+fn spawn_service(
+    tasks: &mut JoinSet<(&'static str, Result<(), String>)>,
+    name: &'static str,
+    settings: &Settings,
+    shutdown: &CancellationToken,
+) {
+    let (settings, shutdown) = (settings.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        let served = match name {
+            "identity" => cobro_identity::serve(&settings, shutdown).await.map_err(|e| e.to_string()),
+            "vault" => cobro_vault::serve(&settings, shutdown).await.map_err(|e| e.to_string()),
+            "invoicing" => cobro_invoicing::serve(&settings, shutdown).await.map_err(|e| e.to_string()),
+            "payments" => cobro_payments::serve(&settings, shutdown).await.map_err(|e| e.to_string()),
+            "notifications" => cobro_notifications::serve(&settings, shutdown).await.map_err(|e| e.to_string()),
+            "reconciliation" => cobro_reconciliation::serve(&settings, shutdown).await.map_err(|e| e.to_string()),
+            "gateway" => cobro_gateway::serve(&settings, shutdown).await.map_err(|e| e.to_string()),
+            other => Err(format!("no service {other}")),
+        };
+        (name, served)
+    });
+}
+
 /// A channel to a service once it listens; a service that stopped on its own fails the test
 /// with its error.
 async fn connect(url: &str, tasks: &mut JoinSet<(&'static str, Result<(), String>)>) -> Channel {
@@ -95,6 +166,9 @@ pub struct Options {
     pub kafka_brokers: Option<String>,
     pub redis_url: Option<String>,
     pub overrides: Vec<(String, String)>,
+    /// Services run as `cobro serve <name>` processes of their own, so a test can kill one
+    /// with SIGKILL mid-request (in-process, a request already being handled would carry on).
+    pub processes: Vec<&'static str>,
 }
 
 impl Platform {
@@ -177,24 +251,20 @@ impl Platform {
                 made = true;
             }
         }
+        let final_overrides = overrides.clone();
         let settings = if made { layers(overrides).load().expect("platform settings") } else { settings };
 
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        macro_rules! spawn {
-            ($name:literal, $krate:ident) => {{
-                let (settings, shutdown) = (settings.clone(), shutdown.clone());
-                tasks
-                    .spawn(async move { ($name, $krate::serve(&settings, shutdown).await.map_err(|e| e.to_string())) });
-            }};
+        let child_env = child_env(&final_overrides);
+        let mut children = HashMap::new();
+        for name in ["identity", "vault", "invoicing", "payments", "notifications", "reconciliation", "gateway"] {
+            if options.processes.contains(&name) {
+                children.insert(name, spawn_process(name, &child_env));
+            } else {
+                spawn_service(&mut tasks, name, &settings, &shutdown);
+            }
         }
-        spawn!("identity", cobro_identity);
-        spawn!("vault", cobro_vault);
-        spawn!("invoicing", cobro_invoicing);
-        spawn!("payments", cobro_payments);
-        spawn!("notifications", cobro_notifications);
-        spawn!("reconciliation", cobro_reconciliation);
-        spawn!("gateway", cobro_gateway);
 
         let platform = Platform {
             gateway_url: gateway_url.clone(),
@@ -208,6 +278,10 @@ impl Platform {
             _broker: broker,
             shutdown,
             tasks,
+            urls: addrs.iter().map(|(n, a)| (*n, format!("http://{a}"))).collect(),
+            children,
+            child_env,
+            processes: options.processes.clone(),
         };
         let web = crate::web::Web::new(&gateway_url);
         for _ in 0..150 {
@@ -223,6 +297,9 @@ impl Platform {
     /// test if one of them had stopped on its own.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
+        for (_, mut child) in self.children.drain() {
+            let _ = child.kill().await;
+        }
         let mut failed = Vec::new();
         while let Some(joined) = self.tasks.join_next().await {
             match joined {
@@ -232,6 +309,25 @@ impl Platform {
             }
         }
         assert!(failed.is_empty(), "services failed: {failed:?}");
+    }
+
+    /// Kill a service started as a process (`Options::processes`) with SIGKILL, as a crash
+    /// would: its requests in flight, open transactions and unsent work are cut off.
+    pub async fn kill(&mut self, name: &str) {
+        let Some(mut child) = self.children.remove(name) else {
+            panic!("{name} does not run as a process of its own (Options::processes)")
+        };
+        child.kill().await.expect("SIGKILL the service");
+    }
+
+    /// Start a killed service again, on the same port with the same settings, and wait until
+    /// it answers.
+    pub async fn restart(&mut self, name: &'static str) {
+        assert!(self.processes.contains(&name), "{name} does not run as a process of its own");
+        self.children.insert(name, spawn_process(name, &self.child_env));
+        if let Some(url) = self.urls.get(name).cloned() {
+            connect(&url, &mut self.tasks).await;
+        }
     }
 
     /// A read-only look at a service's tables, for waiting until an event has reached another

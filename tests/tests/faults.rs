@@ -131,3 +131,182 @@ async fn with_redis_down_money_keeps_moving_and_signing_in_fails_closed() {
     assert!(paid_later, "the payment made without Redis paid the invoice");
     platform.stop().await;
 }
+
+/// A processor slower than the platform's request deadline: the payer's call times out, and
+/// recovery settles the attempt from what the processor says, so no payment stays stuck in
+/// `processing` and no card is charged twice.
+#[tokio::test]
+async fn a_slow_processor_times_out_and_recovery_leaves_no_payment_stuck() {
+    let platform = Platform::start_with(Options {
+        overrides: vec![
+            ("payments.sandbox.latency".into(), "3s".into()),
+            ("grpc.request_timeout".into(), "2s".into()),
+            ("payments.job_interval".into(), "1s".into()),
+            ("payments.recover_after".into(), "30s".into()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let tenant = platform.tenant().await;
+    let customer = platform.customer(&tenant, "Ferretería La Esperanza", "es").await;
+    let invoice = platform.open_invoice(&tenant, &customer, "640.00").await;
+    let mut payments = PaymentsServiceClient::new(platform.payments.clone());
+    let create = paypb::CreatePaymentIntentRequest {
+        idempotency_key: format!("pay-{invoice}"),
+        customer_id: customer.id.clone(),
+        invoice_ids: vec![invoice.clone()],
+        ..Default::default()
+    };
+    let known = eventually(Duration::from_secs(30), || {
+        let (mut payments, request) = (payments.clone(), tenant.staff(create.clone()));
+        async move { payments.create_payment_intent(request).await.is_ok() }
+    })
+    .await;
+    assert!(known, "payments never learned of the invoice");
+    let intent = payments.create_payment_intent(tenant.staff(create)).await.unwrap().into_inner();
+    let confirm = paypb::ConfirmPaymentIntentRequest {
+        idempotency_key: format!("confirm-{invoice}"),
+        id: intent.id.clone(),
+        method: Some(paypb::confirm_payment_intent_request::Method::Card(paypb::NewCard {
+            pan: "4242424242424242".into(),
+            exp_month: 12,
+            exp_year: 2031,
+            holder_name: "Marta Ruiz".into(),
+        })),
+        ..Default::default()
+    };
+    let slow = payments.confirm_payment_intent(tenant.staff(confirm.clone())).await;
+    let err = slow.expect_err("the processor is slower than the deadline");
+    assert!(
+        matches!(err.code(), tonic::Code::Cancelled | tonic::Code::DeadlineExceeded | tonic::Code::Unavailable),
+        "a timeout, not a verdict: {err:?}"
+    );
+
+    let get = || {
+        let (mut payments, request) =
+            (payments.clone(), tenant.staff(paypb::GetPaymentIntentRequest { id: intent.id.clone() }));
+        async move { payments.get_payment_intent(request).await.unwrap().into_inner() }
+    };
+    let settled = eventually(Duration::from_secs(90), || {
+        let get = &get;
+        async move { get().await.status != "processing" }
+    })
+    .await;
+    let now = get().await;
+    assert!(settled, "the payment is stuck in processing: {now:?}");
+    // Whatever the processor said, the card was charged at most once.
+    let db = platform.observe().await;
+    let charges: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM payments.sandbox_charges WHERE tenant_id = $1 AND status = 'succeeded'",
+    )
+    .bind(tenant.id)
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert!(charges <= 1, "{charges} charges for one payment");
+    assert_eq!(now.status == "succeeded", charges == 1, "the payment says what the processor did: {now:?}");
+    platform.stop().await;
+}
+
+/// The payments service dies while card payments are in flight: once it is back, recovery
+/// settles every attempt from what the processor says; none stays `processing`, no card is
+/// charged twice, and each payment that succeeded paid its invoice exactly once.
+#[tokio::test]
+async fn payments_killed_during_confirms_recovers_every_attempt() {
+    let mut platform = Platform::start_with(Options {
+        overrides: vec![
+            ("payments.sandbox.latency".into(), "400ms".into()),
+            ("payments.job_interval".into(), "1s".into()),
+            ("payments.recover_after".into(), "30s".into()),
+        ],
+        processes: vec!["payments"],
+        ..Options::default()
+    })
+    .await;
+    let tenant = platform.tenant().await;
+    let customer = platform.customer(&tenant, "Constructora Álamo S.A. de C.V.", "es").await;
+    let payments = PaymentsServiceClient::new(platform.payments.clone());
+    let mut intents = Vec::new();
+    for n in 0..6 {
+        let invoice = platform.open_invoice(&tenant, &customer, &format!("{}.00", 500 + n)).await;
+        let create = paypb::CreatePaymentIntentRequest {
+            idempotency_key: format!("pay-{invoice}"),
+            customer_id: customer.id.clone(),
+            invoice_ids: vec![invoice.clone()],
+            ..Default::default()
+        };
+        let known = eventually(Duration::from_secs(30), || {
+            let (mut payments, request) = (payments.clone(), tenant.staff(create.clone()));
+            async move { payments.create_payment_intent(request).await.is_ok() }
+        })
+        .await;
+        assert!(known, "payments never learned of the invoice");
+        let intent = payments.clone().create_payment_intent(tenant.staff(create)).await.unwrap().into_inner();
+        intents.push((invoice, intent.id));
+    }
+
+    let mut confirms = tokio::task::JoinSet::new();
+    for (invoice, id) in &intents {
+        let mut payments = payments.clone();
+        let request = tenant.staff(paypb::ConfirmPaymentIntentRequest {
+            idempotency_key: format!("confirm-{invoice}"),
+            id: id.clone(),
+            method: Some(paypb::confirm_payment_intent_request::Method::Card(paypb::NewCard {
+                pan: "4242424242424242".into(),
+                exp_month: 12,
+                exp_year: 2031,
+                holder_name: "Marta Ruiz".into(),
+            })),
+            ..Default::default()
+        });
+        confirms.spawn(async move { payments.confirm_payment_intent(request).await.map(|r| r.into_inner().status) });
+    }
+    // Mid-flight: the processor takes 400 ms a call, so the confirms are at the processor now.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    platform.kill("payments").await;
+    let mut answered = Vec::new();
+    while let Some(done) = confirms.join_next().await {
+        answered.push(done.unwrap().map_err(|s| s.code()));
+    }
+    assert!(answered.iter().any(Result::is_err), "the crash cut some confirms short: {answered:?}");
+    platform.restart("payments").await;
+
+    let db = platform.observe().await;
+    let get = |id: String| {
+        let (mut payments, request) = (payments.clone(), tenant.staff(paypb::GetPaymentIntentRequest { id }));
+        async move { payments.get_payment_intent(request).await.map(|r| r.into_inner().status).unwrap_or_default() }
+    };
+    for (invoice, id) in &intents {
+        let settled = eventually(Duration::from_secs(90), || {
+            let get = &get;
+            async move { !matches!(get(id.clone()).await.as_str(), "processing" | "") }
+        })
+        .await;
+        let status = get(id.clone()).await;
+        assert!(settled, "{id} is stuck: {status}");
+        let intent_id = cobro_kit::ids::parse("id", "pay", id).unwrap();
+        let charges: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM payments.sandbox_charges c JOIN payments.attempts a \
+             ON a.tenant_id = c.tenant_id AND a.id = c.attempt_id \
+             WHERE c.tenant_id = $1 AND a.intent_id = $2 AND c.status = 'succeeded'",
+        )
+        .bind(tenant.id)
+        .bind(intent_id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        assert!(charges <= 1, "{id}: {charges} charges");
+        assert_eq!(status == "succeeded", charges == 1, "{id} says {status} with {charges} charges");
+        if status == "succeeded" {
+            let paid = eventually(Duration::from_secs(60), || {
+                let (platform, tenant, invoice) = (&platform, &tenant, invoice);
+                async move { invoice_of(platform, tenant, invoice).await.status == "paid" }
+            })
+            .await;
+            assert!(paid, "{invoice} was charged but not paid");
+            let after = invoice_of(&platform, &tenant, invoice).await;
+            assert_eq!(after.paid, after.total, "{invoice} paid once");
+        }
+    }
+    platform.stop().await;
+}
