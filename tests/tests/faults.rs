@@ -13,24 +13,29 @@ use cobro_proto::invoicing::v1 as invpb;
 use cobro_proto::payments::v1 as paypb;
 use cobro_proto::payments::v1::payments_service_client::PaymentsServiceClient;
 
-/// Pay `invoice` with the sandbox's always-approved card, as staff taking it by phone.
-async fn pay_by_card(platform: &Platform, tenant: &Tenant, customer: &Customer, invoice: &str) -> paypb::PaymentIntent {
-    let mut payments = PaymentsServiceClient::new(platform.payments.clone());
+/// A payment intent for `invoice`, once payments has learned of it from invoicing's events.
+async fn intent_for(platform: &Platform, tenant: &Tenant, customer: &Customer, invoice: &str) -> paypb::PaymentIntent {
+    let payments = PaymentsServiceClient::new(platform.payments.clone());
     let create = paypb::CreatePaymentIntentRequest {
         idempotency_key: format!("pay-{invoice}"),
         customer_id: customer.id.clone(),
         invoice_ids: vec![invoice.to_owned()],
         ..Default::default()
     };
-    // Payments learns of the invoice from invoicing's events.
     let known = eventually(Duration::from_secs(30), || {
         let (mut payments, request) = (payments.clone(), tenant.staff(create.clone()));
         async move { payments.create_payment_intent(request).await.is_ok() }
     })
     .await;
-    let intent = payments.create_payment_intent(tenant.staff(create)).await;
+    let intent = payments.clone().create_payment_intent(tenant.staff(create)).await;
     assert!(known, "payments never learned of the invoice: {intent:?}");
-    let intent = intent.unwrap().into_inner();
+    intent.unwrap().into_inner()
+}
+
+/// Pay `invoice` with the sandbox's always-approved card, as staff taking it by phone.
+async fn pay_by_card(platform: &Platform, tenant: &Tenant, customer: &Customer, invoice: &str) -> paypb::PaymentIntent {
+    let mut payments = PaymentsServiceClient::new(platform.payments.clone());
+    let intent = intent_for(platform, tenant, customer, invoice).await;
     let confirm = paypb::ConfirmPaymentIntentRequest {
         idempotency_key: format!("confirm-{invoice}"),
         id: intent.id.clone(),
@@ -151,19 +156,7 @@ async fn a_slow_processor_times_out_and_recovery_leaves_no_payment_stuck() {
     let customer = platform.customer(&tenant, "Ferretería La Esperanza", "es").await;
     let invoice = platform.open_invoice(&tenant, &customer, "640.00").await;
     let mut payments = PaymentsServiceClient::new(platform.payments.clone());
-    let create = paypb::CreatePaymentIntentRequest {
-        idempotency_key: format!("pay-{invoice}"),
-        customer_id: customer.id.clone(),
-        invoice_ids: vec![invoice.clone()],
-        ..Default::default()
-    };
-    let known = eventually(Duration::from_secs(30), || {
-        let (mut payments, request) = (payments.clone(), tenant.staff(create.clone()));
-        async move { payments.create_payment_intent(request).await.is_ok() }
-    })
-    .await;
-    assert!(known, "payments never learned of the invoice");
-    let intent = payments.create_payment_intent(tenant.staff(create)).await.unwrap().into_inner();
+    let intent = intent_for(&platform, &tenant, &customer, &invoice).await;
     let confirm = paypb::ConfirmPaymentIntentRequest {
         idempotency_key: format!("confirm-{invoice}"),
         id: intent.id.clone(),
@@ -229,19 +222,7 @@ async fn payments_killed_during_confirms_recovers_every_attempt() {
     let mut intents = Vec::new();
     for n in 0..6 {
         let invoice = platform.open_invoice(&tenant, &customer, &format!("{}.00", 500 + n)).await;
-        let create = paypb::CreatePaymentIntentRequest {
-            idempotency_key: format!("pay-{invoice}"),
-            customer_id: customer.id.clone(),
-            invoice_ids: vec![invoice.clone()],
-            ..Default::default()
-        };
-        let known = eventually(Duration::from_secs(30), || {
-            let (mut payments, request) = (payments.clone(), tenant.staff(create.clone()));
-            async move { payments.create_payment_intent(request).await.is_ok() }
-        })
-        .await;
-        assert!(known, "payments never learned of the invoice");
-        let intent = payments.clone().create_payment_intent(tenant.staff(create)).await.unwrap().into_inner();
+        let intent = intent_for(&platform, &tenant, &customer, &invoice).await;
         intents.push((invoice, intent.id));
     }
 

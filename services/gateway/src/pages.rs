@@ -234,6 +234,20 @@ impl Pages {
         Ok((None, data))
     }
 
+    /// The session of a form post, refused (403) without a session or without the session's
+    /// CSRF token.
+    pub(crate) async fn form_session(
+        &self,
+        headers: &HeaderMap,
+        csrf_token: &str,
+    ) -> Result<(Option<SessionId>, SessionData), Response> {
+        let (id, data) = self.session(headers).await?;
+        if id.is_none() || !csrf::verify(&data.csrf, csrf_token) {
+            return Err(forbidden());
+        }
+        Ok((id, data))
+    }
+
     /// Store the session (under its id, or a new one) and answer with `response`, setting the
     /// cookie when the id is new.
     pub(crate) async fn respond(&self, id: Option<SessionId>, data: &SessionData, response: Response) -> Response {
@@ -566,13 +580,10 @@ impl Pages {
 }
 
 pub async fn signin(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form): Form<SignInForm>) -> Response {
-    let (id, mut data) = match p.session(&headers).await {
+    let (id, mut data) = match p.form_session(&headers, &form.csrf_token).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if id.is_none() || !csrf::verify(&data.csrf, &form.csrf_token) {
-        return forbidden();
-    }
     let ip = client_ip(&headers);
     match p.limiter.hit("signin", &ip, SIGNIN_LIMIT, SIGNIN_WINDOW).await {
         Ok(Allowance::Allowed) => {}
@@ -643,13 +654,10 @@ pub struct MfaForm {
 }
 
 pub async fn mfa(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form): Form<MfaForm>) -> Response {
-    let (id, data) = match p.session(&headers).await {
+    let (id, data) = match p.form_session(&headers, &form.csrf_token).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if id.is_none() || !csrf::verify(&data.csrf, &form.csrf_token) {
-        return forbidden();
-    }
     let Some(challenge) = data.mfa_challenge.clone() else { return Redirect::to("/signin").into_response() };
     let code: String = form.code.chars().filter(|c| !c.is_whitespace()).collect();
     // Six digits are a TOTP code; anything else is tried as a recovery code.
@@ -730,13 +738,10 @@ impl Pages {
 }
 
 pub async fn enrol(State(p): State<Arc<Pages>>, headers: HeaderMap, Form(form): Form<MfaForm>) -> Response {
-    let (id, data) = match p.session(&headers).await {
+    let (id, data) = match p.form_session(&headers, &form.csrf_token).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if id.is_none() || !csrf::verify(&data.csrf, &form.csrf_token) {
-        return forbidden();
-    }
     let Some(challenge) = data.mfa_challenge.clone() else { return Redirect::to("/signin").into_response() };
     let request = pb::ConfirmTotpEnrolmentRequest {
         challenge_token: challenge.expose_secret().to_owned(),

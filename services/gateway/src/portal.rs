@@ -1083,30 +1083,13 @@ pub async fn confirm(State(p): State<Arc<Pages>>, headers: HeaderMap, Path(id): 
             pay::confirm_payment_intent_request::Method::PaymentMethodId(chosen.to_owned())
         }
         "transfer" => pay::confirm_payment_intent_request::Method::BankTransfer(true),
-        _ => {
-            let not_number = if lang == Language::Es { "debe ser un número" } else { "must be a number" };
-            let problem = if pan.is_empty() {
-                Some(invalid(lang, "pan", required))
-            } else if parse_number(&exp_month_raw).is_none() {
-                Some(invalid(lang, "exp_month", not_number))
-            } else if parse_number(&exp_year_raw).is_none() {
-                Some(invalid(lang, "exp_year", not_number))
-            } else if holder.is_empty() {
-                Some(invalid(lang, "holder_name", required))
-            } else {
-                None
-            };
-            if let Some(error) = problem {
+        _ => match crate::web::card::new_card(lang, fields.get("pan"), &exp_month_raw, &exp_year_raw, &holder) {
+            Ok(card) => pay::confirm_payment_intent_request::Method::Card(card),
+            Err((field, why)) => {
+                let error = invalid(lang, field, why);
                 return payment_page(&p, visit, &customer, id, error, kept, StatusCode::UNPROCESSABLE_ENTITY).await;
             }
-            let year = parse_number(&exp_year_raw).unwrap_or_default();
-            pay::confirm_payment_intent_request::Method::Card(pay::NewCard {
-                pan: pan.clone(),
-                exp_month: parse_number(&exp_month_raw).unwrap_or_default(),
-                exp_year: if year < 100 { year + 2000 } else { year },
-                holder_name: holder.clone(),
-            })
-        }
+        },
     };
     let key = Uuid::parse_str(fields.get("idempotency_key")).unwrap_or_else(|_| Uuid::new_v4());
     let request = pay::ConfirmPaymentIntentRequest {

@@ -18,8 +18,7 @@ use cobro_proto::payments::v1 as pb;
 use minijinja::context;
 use serde::Deserialize;
 
-use crate::pages::{LangQuery, Pages, client_ip, forbidden, refusal_code, server_error};
-use crate::web::csrf;
+use crate::pages::{LangQuery, Pages, client_ip, refusal_code, server_error};
 use crate::web::format;
 use crate::web::i18n::Language;
 use crate::web::limits::Allowance;
@@ -186,24 +185,10 @@ pub struct CardForm {
 }
 
 impl CardForm {
-    /// The card as payments takes it; a month or year that is not a number is refused here,
-    /// naming the field, without echoing anything of the card.
+    /// The card as payments takes it, or "field: why" for the page (never the number).
     pub fn card(&self, lang: Language) -> Result<pb::NewCard, String> {
-        let number = |field: &str, raw: &str| {
-            raw.trim().parse::<u32>().map_err(|_| {
-                if lang == Language::Es {
-                    format!("{field}: escribe un número")
-                } else {
-                    format!("{field}: enter a number")
-                }
-            })
-        };
-        Ok(pb::NewCard {
-            pan: self.pan.chars().filter(char::is_ascii_digit).collect(),
-            exp_month: number("exp_month", &self.exp_month)?,
-            exp_year: number("exp_year", &self.exp_year)?,
-            holder_name: self.holder_name.trim().to_owned(),
-        })
+        crate::web::card::new_card(lang, &self.pan, &self.exp_month, &self.exp_year, &self.holder_name)
+            .map_err(|(field, why)| format!("{field}: {why}"))
     }
 }
 
@@ -235,13 +220,10 @@ pub async fn pay_link(
     headers: HeaderMap,
     Form(form): Form<CardForm>,
 ) -> Response {
-    let (id, data) = match p.session(&headers).await {
+    let (_, data) = match p.form_session(&headers, &form.csrf_token).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if id.is_none() || !csrf::verify(&data.csrf, &form.csrf_token) {
-        return forbidden();
-    }
     let lang = data.language;
     match p.limiter.hit("pay-link", &client_ip(&headers), PAY_LIMIT, PAY_WINDOW).await {
         Ok(Allowance::Allowed) => {}
@@ -341,13 +323,10 @@ pub async fn challenge_answer(
     headers: HeaderMap,
     Form(form): Form<ChallengeForm>,
 ) -> Response {
-    let (id, data) = match p.session(&headers).await {
+    let (_, data) = match p.form_session(&headers, &form.csrf_token).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if id.is_none() || !csrf::verify(&data.csrf, &form.csrf_token) {
-        return forbidden();
-    }
     let request = pb::CompleteSandboxChallengeRequest { processor_ref: reference, approve: form.decision == "approve" };
     match p.services.payments.clone().complete_sandbox_challenge(request).await {
         Ok(_) => match local_path(&form.back) {
