@@ -403,7 +403,11 @@ impl<P: KeyProvider> Vault<P> {
 
     pub async fn metadata(&self, principal: &Principal, token: &str) -> Result<CardMeta> {
         let customer = match principal.kind {
-            PrincipalKind::Service if matches!(principal.service.as_deref(), Some("payments" | "gateway")) => None,
+            PrincipalKind::Service
+                if principal.service.as_deref() == Some("payments") && !principal.tenant_id.is_nil() =>
+            {
+                None
+            }
             PrincipalKind::User | PrincipalKind::ApiKey if principal.has("payments:read") => None,
             PrincipalKind::Customer if principal.has("portal:read") => principal.customer_id,
             _ => return Err(VaultError::PermissionDenied("missing permission payments:read".to_owned())),
@@ -412,11 +416,16 @@ impl<P: KeyProvider> Vault<P> {
         store::card_meta(&self.pool, principal.tenant_id, token, customer).await?.ok_or(VaultError::NotFound)
     }
 
-    /// Who may store and delete cards: the payments and gateway services, staff with
-    /// payments:write, and portal contacts (for their own customer, returned).
+    /// Who may store and delete cards: payments (acting for a tenant), staff with payments:write,
+    /// and portal contacts (for their own customer, returned). The gateway never touches cards
+    /// by its own credential: the portal's pages call payments as the signed-in person.
     fn may_write_cards(principal: &Principal) -> Result<Option<Uuid>> {
         match principal.kind {
-            PrincipalKind::Service if matches!(principal.service.as_deref(), Some("payments" | "gateway")) => Ok(None),
+            PrincipalKind::Service
+                if principal.service.as_deref() == Some("payments") && !principal.tenant_id.is_nil() =>
+            {
+                Ok(None)
+            }
             PrincipalKind::User if principal.has("payments:write") => Ok(None),
             PrincipalKind::Customer if principal.has("portal:pay") => principal
                 .customer_id

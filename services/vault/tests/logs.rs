@@ -63,7 +63,7 @@ async fn no_card_number_reaches_the_logs() {
         ttl_seconds: 0,
     };
     let visa = client.tokenize(bearer(tokenize(VISA), &payments)).await.unwrap().into_inner().card.unwrap();
-    client.tokenize(bearer(tokenize("3782 822463 10005"), &gateway)).await.unwrap();
+    client.tokenize(bearer(tokenize("3782 822463 10005"), &payments)).await.unwrap();
     let back = client
         .detokenize(bearer(pb::DetokenizeRequest { token: visa.token.clone(), purpose: "charge".into() }, &payments))
         .await

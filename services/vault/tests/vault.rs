@@ -42,6 +42,23 @@ async fn a_card_goes_in_and_only_payments_gets_it_back() {
 }
 
 #[tokio::test]
+async fn only_payments_for_a_tenant_stores_cards_as_a_service() {
+    let h = Harness::new().await;
+    for who in [
+        // The gateway calls payments as the signed-in person; its own credential stores nothing.
+        h.issuer.service_principal(h.tenant, "gateway", &["payments:write"]),
+        h.issuer.service_principal(uuid::Uuid::nil(), "gateway", &[]),
+        // A service token for no tenant would file the card under nobody.
+        h.issuer.service_principal(uuid::Uuid::nil(), "payments", &[]),
+    ] {
+        let err = h.vault.tokenize(&who, common::card(VISA)).await.unwrap_err();
+        assert_eq!(code(&err), "permission_denied", "{:?} {}", who.service, who.tenant_id);
+    }
+    assert_eq!(h.count("SELECT count(*) FROM cards").await, 0);
+    h.finish().await;
+}
+
+#[tokio::test]
 async fn nobody_but_payments_detokenizes_and_every_attempt_is_audited() {
     let h = Harness::new().await;
     let token = h.tokenize(VISA).await;
