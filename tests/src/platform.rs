@@ -4,7 +4,9 @@
 //!
 //! Each platform has a broker of its own (so consumer groups and offsets never meet another
 //! test's) and shares the Postgres schemas with every other, like replicas of one deployment:
-//! every test works in a tenant of its own. Tests that start one run one at a time (the
+//! every test works in a tenant of its own. A platform that moves the business clock
+//! ([`Platform::advance_clock`]) has a database of its own instead: its jobs act on every
+//! tenant's dates, and must not send the development tenants' reminders a month early. Tests that start one run one at a time (the
 //! `platform` test group in `.config/nextest.toml`), which keeps a 2-core machine responsive.
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
@@ -50,6 +52,8 @@ pub struct Platform {
     children: HashMap<&'static str, tokio::process::Child>,
     child_env: Vec<(String, String)>,
     processes: Vec<&'static str>,
+    /// The database of this platform alone (`Options::own_database`), dropped at `stop`.
+    database: Option<String>,
 }
 
 /// A tenant of its own for one test, its owner signed in with a second factor.
@@ -169,6 +173,48 @@ pub struct Options {
     /// Services run as `cobro serve <name>` processes of their own, so a test can kill one
     /// with SIGKILL mid-request (in-process, a request already being handled would carry on).
     pub processes: Vec<&'static str>,
+    /// A database of its own, made from scratch (roles are the cluster's): for a test that
+    /// moves the business clock.
+    pub own_database: bool,
+}
+
+/// The development database URL of a service's role, pointed at database `name`.
+fn role_url(service: &str, name: &str) -> String {
+    let var = format!("COBRO__{}__DATABASE_URL", service.to_uppercase());
+    let url = std::env::var(&var).unwrap_or_else(|_| panic!("{var} is not set (source ~/.cache/cobro/dev/env)"));
+    let (server, _) = url.rsplit_once('/').expect("a database URL ends in /<database>");
+    format!("{server}/{name}")
+}
+
+/// Make an empty database with every service's schema, owned by the service's role, as
+/// `infra/dev start` provisions the development one. Databases left by platforms that never
+/// stopped (a failed test) are dropped first, unless someone is still connected to them.
+async fn create_database() -> String {
+    let url = cobro_kit::testing::database_url();
+    let admin = cobro_kit::db::connect_url(&url, "public", 1).await.expect("the test database");
+    let stale: Vec<String> = sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'cobro\\_e2e\\_%'")
+        .fetch_all(&admin)
+        .await
+        .expect("list databases");
+    for name in stale {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name}"))).execute(&admin).await;
+    }
+    let name = format!("cobro_e2e_{}", Uuid::now_v7().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .expect("CREATE DATABASE (cobro_admin needs CREATEDB: run infra/dev start)");
+    admin.close().await;
+    let (server, _) = url.rsplit_once('/').expect("a database URL ends in /<database>");
+    let fresh = cobro_kit::db::connect_url(&format!("{server}/{name}"), "public", 1).await.expect("the new database");
+    for service in GRPC_SERVICES {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {service} AUTHORIZATION cobro_{service}")))
+            .execute(&fresh)
+            .await
+            .expect("a service schema");
+    }
+    fresh.close().await;
+    name
 }
 
 impl Platform {
@@ -191,6 +237,7 @@ impl Platform {
             let (_, a) = addrs.iter().find(|(n, _)| *n == name).expect("a known service");
             format!("http://{a}")
         };
+        let database = if options.own_database { Some(create_database().await) } else { None };
         let gateway = addr();
         let gateway_url = format!("http://{gateway}");
         let mut overrides: Vec<(String, String)> =
@@ -209,6 +256,11 @@ impl Platform {
             // Messages link to the invoice's page in this platform's portal.
             ("notifications.portal_url".to_owned(), format!("{gateway_url}/portal")),
         ]);
+        if let Some(name) = &database {
+            for service in GRPC_SERVICES {
+                overrides.push((format!("{service}.database_url"), role_url(service, name)));
+            }
+        }
         if let Some(redis) = &options.redis_url {
             overrides.push(("redis.url".to_owned(), redis.clone()));
         }
@@ -244,7 +296,9 @@ impl Platform {
         // them here.
         let mut made = false;
         for service in ["payments", "gateway"] {
-            if std::env::var(format!("COBRO__{}__CLIENT_SECRET", service.to_uppercase())).is_err() {
+            // A database of its own has no credentials yet.
+            if database.is_some() || std::env::var(format!("COBRO__{}__CLIENT_SECRET", service.to_uppercase())).is_err()
+            {
                 let secret = admin.put_service_client(service).await.expect("a service credential");
                 let value = secrecy::ExposeSecret::expose_secret(&secret).to_owned();
                 overrides.push((format!("{service}.client_secret"), value));
@@ -282,6 +336,7 @@ impl Platform {
             children,
             child_env,
             processes: options.processes.clone(),
+            database,
         };
         let web = crate::web::Web::new(&gateway_url);
         for _ in 0..150 {
@@ -309,6 +364,23 @@ impl Platform {
             }
         }
         assert!(failed.is_empty(), "services failed: {failed:?}");
+        if let Some(name) = self.database.take() {
+            let url = cobro_kit::testing::database_url();
+            let admin = cobro_kit::db::connect_url(&url, "public", 1).await.expect("the test database");
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&admin)
+                .await
+                .expect("drop the platform's database");
+        }
+    }
+
+    /// Move the business clock ([`cobro_kit::clock`]) of every in-process service forward:
+    /// the next round of each job acts as on that later day. Only on a platform with a
+    /// database of its own.
+    pub fn advance_clock(&self, by: chrono::TimeDelta) {
+        assert!(self.database.is_some(), "moving the clock needs Options::own_database");
+        assert!(self.processes.is_empty(), "services running as processes keep their own clock");
+        cobro_kit::clock::advance(by);
     }
 
     /// Kill a service started as a process (`Options::processes`) with SIGKILL, as a crash
@@ -334,7 +406,10 @@ impl Platform {
     /// service's read model (what a person would see as "a moment later"). Tests never change
     /// state this way.
     pub async fn observe(&self) -> sqlx::PgPool {
-        let url = cobro_kit::testing::database_url();
+        let mut url = cobro_kit::testing::database_url();
+        if let (Some(name), Some((server, _))) = (&self.database, url.clone().rsplit_once('/')) {
+            url = format!("{server}/{name}");
+        }
         cobro_kit::db::connect_url(&url, "public", 2).await.expect("the test database")
     }
 

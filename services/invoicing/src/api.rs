@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use cobro_kit::auth::principal;
 use cobro_kit::wire::{next_page, page, timestamp};
 use cobro_proto::invoicing::v1 as pb;
@@ -124,7 +123,7 @@ fn customer(c: &CustomerRow) -> pb::Customer {
 fn invoice(v: &InvoiceView) -> pb::Invoice {
     let i = &v.invoice;
     let cur = i.currency.as_str();
-    let today = Utc::now().date_naive();
+    let today = cobro_kit::clock::today();
     pb::Invoice {
         id: cobro_kit::ids::format(prefix::INVOICE, i.id),
         customer_id: cobro_kit::ids::format(prefix::CUSTOMER, i.customer_id),

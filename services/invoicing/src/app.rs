@@ -551,7 +551,7 @@ impl Invoicing {
         }
         let customer =
             store::customer(tx, tenant_id, invoice.customer_id).await?.ok_or(InvoicingError::NotFound("customer"))?;
-        let issue_date = invoice.issue_date.unwrap_or_else(|| Utc::now().date_naive());
+        let issue_date = invoice.issue_date.unwrap_or_else(cobro_kit::clock::today);
         let due_date = match invoice.due_date {
             Some(due) => due,
             None => issue_date
@@ -659,7 +659,7 @@ impl Invoicing {
             return Err(InvoicingError::conflict("plan_exists", "the invoice already has an installment plan"));
         }
         let currency = currency("currency", &invoice.currency)?;
-        let issue_date = invoice.issue_date.unwrap_or_else(|| Utc::now().date_naive());
+        let issue_date = invoice.issue_date.unwrap_or_else(cobro_kit::clock::today);
         let items: Vec<Installment> = match plan {
             Plan::Equal { count, first_due, every_months } => {
                 let first = parse_date("equal.first_due_date", &first_due)?;
@@ -750,7 +750,7 @@ impl Invoicing {
         if amount > invoice.balance {
             return Err(InvalidField::new("amount", format!("must not exceed the balance {}", invoice.balance)).into());
         }
-        let issued_on = Utc::now().date_naive();
+        let issued_on = cobro_kit::clock::today();
         let seq = store::next_number(tx, tenant, "CN", issued_on.year()).await?;
         let number = format!("CN-{}-{seq:06}", issued_on.year());
         let credit_id = Uuid::now_v7();
@@ -832,8 +832,11 @@ impl Invoicing {
             "card" | "transfer" | "check" | "cash" | "other" => p.method.clone(),
             _ => return Err(InvalidField::new("method", "must be card, transfer, check, cash or other").into()),
         };
-        let received_on =
-            if p.received_on.is_empty() { Utc::now().date_naive() } else { parse_date("received_on", &p.received_on)? };
+        let received_on = if p.received_on.is_empty() {
+            cobro_kit::clock::today()
+        } else {
+            parse_date("received_on", &p.received_on)?
+        };
         let targets = p
             .invoice_ids
             .iter()
@@ -944,7 +947,7 @@ impl Invoicing {
             tracing::info!(payment = %payment_id, "a reversal arrived before its payment; recorded");
             return Ok(Reversed { reversed_now: true, ..Reversed::default() });
         };
-        let taken_back = store::reverse_allocations(tx, tenant, &payment_id, Utc::now().date_naive()).await?;
+        let taken_back = store::reverse_allocations(tx, tenant, &payment_id, cobro_kit::clock::today()).await?;
         store::set_unapplied(tx, tenant, &payment_id, Decimal::ZERO).await?;
         let currency = currency("currency", &payment.currency)?;
         let mut by_invoice: BTreeMap<Uuid, Vec<&AllocationRow>> = BTreeMap::new();
@@ -1128,7 +1131,7 @@ impl Invoicing {
                     usable,
                     &[invoice_id],
                     None,
-                    Utc::now().date_naive(),
+                    cobro_kit::clock::today(),
                 )
                 .await?;
             let unapplied = payment.unapplied - usable + left;
@@ -1150,7 +1153,7 @@ impl Invoicing {
     ) -> Result<(NaiveDate, reports::AgingTotals, BTreeMap<Uuid, reports::AgingTotals>)> {
         require(principal, "reports:read")?;
         let currency = currency("currency", currency_code)?;
-        let as_of = optional_date("as_of", as_of)?.unwrap_or_else(|| Utc::now().date_naive());
+        let as_of = optional_date("as_of", as_of)?.unwrap_or_else(cobro_kit::clock::today);
         let rows = store::open_items(&self.pool, principal.tenant_id, currency.code()).await?;
         let (tenant, customers) = reports::aging(
             rows.into_iter().map(|(customer_id, due_date, balance)| reports::AgingRow {
@@ -1189,7 +1192,7 @@ impl Invoicing {
             .into_iter()
             .map(|(customer_id, due_date, balance)| reports::OpenInvoice { customer_id, due_date, balance })
             .collect();
-        Ok(reports::forecast_weekly(&open, &delays, Utc::now().date_naive(), weeks))
+        Ok(reports::forecast_weekly(&open, &delays, cobro_kit::clock::today(), weeks))
     }
 
     /// DSO and collection effectiveness over [from, to].

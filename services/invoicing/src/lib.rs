@@ -25,9 +25,24 @@ use tokio_util::sync::CancellationToken;
 
 pub const NAME: &str = "invoicing";
 
-/// How often due/overdue notices and recurring invoices are looked for. Each is exactly-once
-/// across replicas, so every replica runs them.
-const JOB_PERIOD: std::time::Duration = std::time::Duration::from_secs(300);
+/// The invoicing section of the configuration.
+#[derive(serde::Deserialize)]
+struct InvoicingConfig {
+    /// How often due/overdue notices and recurring invoices are looked for. Each is
+    /// exactly-once across replicas, so every replica runs them.
+    #[serde(default = "default_job_interval")]
+    job_interval: String,
+}
+
+fn default_job_interval() -> String {
+    "5m".to_owned()
+}
+
+impl cobro_kit::config::Validate for InvoicingConfig {
+    fn validate(&self, prefix: &str) -> Result<(), cobro_kit::config::ConfigError> {
+        cobro_kit::config::parse_duration(&format!("{prefix}.job_interval"), &self.job_interval).map(|_| ())
+    }
+}
 
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
@@ -37,9 +52,11 @@ pub fn migrator() -> Migrator {
 }
 
 pub async fn serve(settings: &Settings, shutdown: CancellationToken) -> Result<(), ServiceError> {
+    let config: InvoicingConfig = settings.section(NAME)?;
+    let job_interval = cobro_kit::config::parse_duration("invoicing.job_interval", &config.job_interval)?;
     let ctx = cobro_kit::service::prepare(settings, NAME, &migrator()).await?;
     let app = Arc::new(app::Invoicing::new(ctx.pool.clone()));
-    tokio::spawn(Arc::clone(&app).run_jobs(JOB_PERIOD, shutdown.clone()));
+    tokio::spawn(Arc::clone(&app).run_jobs(job_interval, shutdown.clone()));
     // Payments arrive as events from payments and reconciliation; the topics may not exist yet
     // on a fresh cluster, so create them (best effort) before subscribing.
     if let Err(error) = cobro_kit::events::ensure_topics(&ctx.kafka, &events::payment_topics()).await {

@@ -323,7 +323,7 @@ impl Invoicing {
         shutdown: tokio_util::sync::CancellationToken,
     ) {
         loop {
-            let today = chrono::Utc::now().date_naive();
+            let today = cobro_kit::clock::today();
             match self.generate_recurring(today).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(invoices = n, "recurring invoices made"),

@@ -1,6 +1,7 @@
 //! cobro-kit: what every Cobro service stands on.
 //!
 //! - [`cache`]: Redis, connected lazily.
+//! - [`clock`]: the business date the jobs act on.
 //! - [`config`]: layered configuration, validated at start.
 //! - [`telemetry`]: logs, traces (OTLP) and Prometheus metrics.
 //! - [`db`]: a Postgres pool per service schema, migrations, error mapping.
@@ -15,6 +16,7 @@
 
 pub mod auth;
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
 use cobro_kit::auth::{Principal, PrincipalKind, principal};
 use cobro_kit::error::InvalidField;
 use cobro_kit::wire::{next_page, page, timestamp};
@@ -86,7 +85,7 @@ impl NotificationsApi {
             if !store::set_hold(&mut tx, tenant, invoice, Hold::Staff, on).await? {
                 return Err(NotificationsError::NotFound("invoice"));
             }
-            self.app.plan_invoice(&mut tx, tenant, invoice, Utc::now()).await?;
+            self.app.plan_invoice(&mut tx, tenant, invoice, cobro_kit::clock::now()).await?;
             tx.commit().await?;
             changed += 1;
         }

@@ -24,6 +24,15 @@ pub const TOPIC: &str = "cobro.notifications.v1";
 /// Days before the due date an autopay customer is told of the coming charge.
 const AUTOPAY_NOTICE_DAYS: u64 = 3;
 
+/// What an autopay notice is about and to whom: an invoice, or one installment of its plan.
+struct AutopayNotice<'a> {
+    installment: Option<&'a store::InstallmentRow>,
+    due_date: chrono::NaiveDate,
+    email: &'a str,
+    language: Language,
+    tz: Tz,
+}
+
 /// Messages a dispatcher sends at once. A send mostly waits on the provider and needs a
 /// database connection only briefly, so this may exceed the pool a little; recording an outcome
 /// retries if the pool is momentarily dry.
@@ -202,39 +211,45 @@ impl Notifications {
                 .await?;
                 kept.push(key);
             }
+            if customer.autopay
+                && let Some(email) = crate::channels::check_email(&contact.email).ok()
+            {
+                let notice = AutopayNotice { installment, due_date, email: &email, language, tz };
+                if let Some(key) = self.plan_autopay_notice(conn, tenant, &inv, notice, &policy, now).await? {
+                    kept.push(key);
+                }
+            }
         }
-        // What the plan no longer holds (a removed step or address, a missed step superseded)
-        // must not go out.
+        // What the plan no longer holds (a removed step or address, a missed step superseded,
+        // the notice of a charge that moved to an installment) must not go out.
         store::cancel_reminders_except(conn, tenant, invoice, &kept).await?;
-        if customer.autopay
-            && let Some(email) = crate::channels::check_email(&contact.email).ok()
-        {
-            self.plan_autopay_notice(conn, tenant, &inv, &email, language, &policy, tz, now).await?;
-        }
         Ok(kept.len())
     }
 
-    /// For an autopay customer: a notice of the coming charge, three days before the due date at
-    /// the policy's time (or now, if that is past and the charge has not come).
-    #[allow(clippy::too_many_arguments)]
+    /// For an autopay customer: a notice of the coming charge of an invoice or installment,
+    /// three days before its due date at the policy's time (or now, if that is past and the
+    /// charge has not come). Returns its key, unless the due date has passed.
     async fn plan_autopay_notice(
         &self,
         conn: &mut PgConnection,
         tenant: Uuid,
         inv: &store::InvoiceRow,
-        email: &str,
-        language: Language,
+        notice: AutopayNotice<'_>,
         policy: &PolicyBody,
-        tz: Tz,
         now: DateTime<Utc>,
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
+        let tz = notice.tz;
         let today = now.with_timezone(&tz).date_naive();
-        if inv.due_date < today {
-            return Ok(());
+        let due_date = notice.due_date;
+        if due_date < today {
+            return Ok(None);
         }
-        let day = inv.due_date.checked_sub_days(chrono::Days::new(AUTOPAY_NOTICE_DAYS)).unwrap_or(inv.due_date);
+        let day = due_date.checked_sub_days(chrono::Days::new(AUTOPAY_NOTICE_DAYS)).unwrap_or(due_date);
         let at = schedule::resolve_local(tz, day.and_time(policy.rules().send_at)).max(now);
-        let key = format!("autopay_upcoming:{}", inv.invoice_id);
+        let key = match notice.installment {
+            Some(i) => format!("autopay_upcoming:{}:i{}", inv.invoice_id, i.seq),
+            None => format!("autopay_upcoming:{}", inv.invoice_id),
+        };
         store::plan_message(
             conn,
             tenant,
@@ -242,20 +257,20 @@ impl Notifications {
                 id: Uuid::now_v7(),
                 customer_id: inv.customer_id,
                 invoice_id: Some(inv.invoice_id),
-                installment_id: None,
+                installment_id: notice.installment.map(|i| i.installment_id),
                 kind: "autopay_upcoming",
                 step: None,
                 tone: "",
                 channel: "email",
-                recipient: email,
-                language: language.code(),
+                recipient: notice.email,
+                language: notice.language.code(),
                 data: &serde_json::Value::Null,
                 send_at: at,
                 idempotency_key: &key,
             },
         )
         .await?;
-        Ok(())
+        Ok(Some(key))
     }
 
     /// A one-off message (invoice issued, receipt, ...) to the customer's first contact by
@@ -297,7 +312,7 @@ impl Notifications {
                 recipient: &recipient,
                 language: language.code(),
                 data: &data,
-                send_at: Utc::now(),
+                send_at: cobro_kit::clock::now(),
                 idempotency_key: key,
             },
         )
@@ -331,7 +346,7 @@ impl Notifications {
     /// Claim a batch of due messages and deliver them concurrently. Returns how many were claimed.
     pub async fn dispatch_once(self: Arc<Self>) -> Result<usize> {
         let lease = chrono::Duration::from_std(self.pace.lease).unwrap_or(chrono::Duration::minutes(2));
-        let due = store::claim_due(&self.pool, i64::from(self.pace.batch_size), lease).await?;
+        let due = store::claim_due(&self.pool, cobro_kit::clock::now(), i64::from(self.pace.batch_size), lease).await?;
         let claimed = due.len();
         // Bounded below the connection pool: a send waiting for a connection eats its lease.
         let permits = Arc::new(tokio::sync::Semaphore::new(SENDS_AT_ONCE));
@@ -387,7 +402,7 @@ impl Notifications {
         if reminder && customer.as_ref().is_some_and(|c| c.paused) {
             return self.close(&m, "canceled", "", "the customer's reminders are paused").await;
         }
-        let now = Utc::now();
+        let now = cobro_kit::clock::now();
         if reminder {
             // A retry or a backlog must not reach the customer at night either.
             let rules = policy.rules();
@@ -424,7 +439,7 @@ impl Notifications {
             customer.as_ref(),
             &contact,
             &policy,
-            Utc::now(),
+            now,
             tz,
         );
         if vars.pay_link.is_none()
@@ -473,7 +488,8 @@ impl Notifications {
                     self.close(&m, "dead_lettered", "", error.message()).await
                 } else {
                     let attempt = u32::try_from(m.attempts).unwrap_or(1);
-                    store::later(&self.pool, &m, Utc::now() + backoff(attempt), error.message(), true).await?;
+                    store::later(&self.pool, &m, cobro_kit::clock::now() + backoff(attempt), error.message(), true)
+                        .await?;
                     Ok(())
                 }
             }

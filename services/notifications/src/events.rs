@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use cobro_kit::events::payload::{id, malformed, money};
 use cobro_kit::events::{EventHandler, HandlerError};
 use cobro_proto::events::v1::{
@@ -72,7 +72,7 @@ impl Handler {
         }
         // Re-planning cancels what a paid, void or paused invoice had planned, and plans from
         // today what an open one needs (a resolved hardship request starts again from today).
-        self.app.plan_invoice(conn, tenant, invoice, Utc::now()).await.map_err(failed)?;
+        self.app.plan_invoice(conn, tenant, invoice, cobro_kit::clock::now()).await.map_err(failed)?;
         let transactional = match kind {
             "invoice.issued" => Some(("invoice_issued", false)),
             "hardship.requested" => Some(("hardship_received", true)),
@@ -125,7 +125,7 @@ impl EventHandler for Handler {
                 store::upsert_customer(conn, tenant, customer, &e.legal_name, &contacts, e.autopay).await?;
                 // Invoices that arrived before their customer's contacts get their plan now.
                 for invoice in store::open_invoices_of(conn, tenant, customer).await? {
-                    self.app.plan_invoice(conn, tenant, invoice, Utc::now()).await.map_err(failed)?;
+                    self.app.plan_invoice(conn, tenant, invoice, cobro_kit::clock::now()).await.map_err(failed)?;
                 }
             }
             "invoice.issued"
@@ -173,7 +173,7 @@ impl EventHandler for Handler {
                     });
                 }
                 store::replace_installments(conn, tenant, invoice, &rows).await?;
-                self.app.plan_invoice(conn, tenant, invoice, Utc::now()).await.map_err(failed)?;
+                self.app.plan_invoice(conn, tenant, invoice, cobro_kit::clock::now()).await.map_err(failed)?;
             }
             "reference.assigned" => {
                 // An invoice's own reference: messages tell the payer what to write on a transfer.
@@ -193,7 +193,7 @@ impl EventHandler for Handler {
                 let data = serde_json::json!({
                     "amount_paid": crate::render::amount(paid, &currency),
                     "currency": currency,
-                    "payment_date": Utc::now().date_naive().to_string(),
+                    "payment_date": cobro_kit::clock::now().date_naive().to_string(),
                 });
                 self.app
                     .plan_transactional(conn, tenant, customer, None, "payment_receipt", &key, false, data)

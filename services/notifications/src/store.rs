@@ -491,12 +491,12 @@ pub async fn plan_message(conn: &mut PgConnection, tenant: Uuid, m: &NewMessage<
     Ok(())
 }
 
-/// Cancel the reminders still planned for an invoice (one-off messages about it, such as the
+/// Cancel the reminders and autopay notices still planned for an invoice (one-off messages about it, such as the
 /// invoice itself or a staff notice, still go). Returns how many.
 pub async fn cancel_planned(conn: &mut PgConnection, tenant: Uuid, invoice: Uuid) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE messages SET status = 'canceled' WHERE tenant_id = $1 AND invoice_id = $2 AND status = 'planned' \
-         AND step IS NOT NULL",
+         AND (step IS NOT NULL OR kind = 'autopay_upcoming')",
     )
     .bind(tenant)
     .bind(invoice)
@@ -505,8 +505,9 @@ pub async fn cancel_planned(conn: &mut PgConnection, tenant: Uuid, invoice: Uuid
     Ok(done.rows_affected())
 }
 
-/// Cancel the invoice's planned reminders that are not in `keep` (a re-plan dropped them: a
-/// removed step, a contact without that address any more, a missed step superseded).
+/// Cancel the invoice's planned reminders and autopay notices that are not in `keep` (a re-plan
+/// dropped them: a removed step, a contact without that address any more, a missed step
+/// superseded, a plan that replaced the invoice's own due date).
 pub async fn cancel_reminders_except(
     conn: &mut PgConnection,
     tenant: Uuid,
@@ -515,7 +516,7 @@ pub async fn cancel_reminders_except(
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE messages SET status = 'canceled' WHERE tenant_id = $1 AND invoice_id = $2 AND status = 'planned' \
-         AND step IS NOT NULL AND idempotency_key <> ALL($3)",
+         AND (step IS NOT NULL OR kind = 'autopay_upcoming') AND idempotency_key <> ALL($3)",
     )
     .bind(tenant)
     .bind(invoice)
@@ -528,13 +529,19 @@ pub async fn cancel_reminders_except(
 /// Claim up to `limit` due messages for this dispatcher: planned ones whose time came, and
 /// ones another dispatcher claimed and never finished (its lease ran out: it died mid-send).
 /// `SKIP LOCKED` lets several dispatchers share the rows without waiting on each other.
-pub async fn claim_due(pool: &PgPool, limit: i64, lease: chrono::Duration) -> Result<Vec<MessageRow>, sqlx::Error> {
+/// `now` is the business clock's (send times are planned on it); leases use the database's.
+pub async fn claim_due(
+    pool: &PgPool,
+    now: DateTime<Utc>,
+    limit: i64,
+    lease: chrono::Duration,
+) -> Result<Vec<MessageRow>, sqlx::Error> {
     // Two ordered scans, each able to use its index; stale claims first, since they waited
     // longest. A round may take up to twice `limit` when both kinds are waiting.
     sqlx::query_as::<_, MessageRow>(sqlx::AssertSqlSafe(format!(
         "WITH stale AS (SELECT tenant_id, id FROM messages WHERE status = 'sending' AND locked_until < now() \
            ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED), \
-         due AS (SELECT tenant_id, id FROM messages WHERE status = 'planned' AND send_at <= now() \
+         due AS (SELECT tenant_id, id FROM messages WHERE status = 'planned' AND send_at <= $3 \
            ORDER BY send_at LIMIT $1 FOR UPDATE SKIP LOCKED) \
          UPDATE messages m SET status = 'sending', locked_until = now() + $2, attempts = m.attempts + 1 \
          FROM (SELECT tenant_id, id FROM stale UNION ALL SELECT tenant_id, id FROM due) claimed \
@@ -544,6 +551,7 @@ pub async fn claim_due(pool: &PgPool, limit: i64, lease: chrono::Duration) -> Re
     )))
     .bind(limit)
     .bind(lease)
+    .bind(now)
     .fetch_all(pool)
     .await
 }

@@ -752,7 +752,7 @@ impl Payments {
             customer_id: succeeded.customer_id.clone(),
             amount: succeeded.amount.clone(),
             method: if intent.method == "card" { "card".to_owned() } else { "transfer".to_owned() },
-            received_on: received_on.unwrap_or_else(|| Utc::now().date_naive()).to_string(),
+            received_on: received_on.unwrap_or_else(cobro_kit::clock::today).to_string(),
             invoice_ids: succeeded.invoice_ids.clone(),
             installment_id: succeeded.installment_id.clone(),
         };
@@ -1071,7 +1071,7 @@ impl Payments {
             return Err(InvalidField::new("amount.amount", "must be greater than zero").into());
         }
         let received_on = if received_on.is_empty() {
-            Utc::now().date_naive()
+            cobro_kit::clock::today()
         } else {
             NaiveDate::parse_from_str(received_on, "%Y-%m-%d")
                 .map_err(|_| InvalidField::new("received_on", "must be a date like 2026-11-23"))?
@@ -1271,7 +1271,10 @@ impl Payments {
             }
             Some(code) => {
                 let made = u32::try_from(attempts).unwrap_or(1).max(1);
-                let decision = autopay::after_decline(run.due_date, made, code.is_soft());
+                let decision = autopay::not_the_same_day(
+                    autopay::after_decline(run.due_date, made, code.is_soft()),
+                    run.last_tried_on,
+                );
                 let (status, next_on, last) = match decision {
                     Decision::RetryOn(day) => ("scheduled", Some(day), false),
                     Decision::GiveUp => ("failed", None, true),
@@ -1360,7 +1363,7 @@ impl Payments {
             if let Err(error) = self.recover().await {
                 tracing::warn!(%error, "payment recovery failed; retrying next round");
             }
-            let today = Utc::now().date_naive();
+            let today = cobro_kit::clock::today();
             if let Err(error) = self.run_autopay(today).await {
                 tracing::warn!(%error, "autopay failed; retrying next round");
             }

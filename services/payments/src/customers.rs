@@ -204,6 +204,31 @@ impl Payments {
             let mut tx = self.pool.begin().await?;
             let Some(run) = store::next_autopay_run(&mut tx, today).await? else { break };
             let tenant = run.tenant_id;
+            if store::autopay_held(&mut tx, tenant, run.invoice_id).await? {
+                // The customer asked for time or disputes the invoice: look again tomorrow,
+                // without counting a try.
+                let tomorrow = today + chrono::Days::new(1);
+                let last = run.last_intent_id;
+                store::update_autopay_run(
+                    &mut tx,
+                    tenant,
+                    run.id,
+                    "scheduled",
+                    run.attempts,
+                    Some(tomorrow),
+                    last,
+                    None,
+                )
+                .await?;
+                tx.commit().await?;
+                continue;
+            }
+            if run.installment_id.is_none() && store::under_plan(&mut tx, tenant, run.invoice_id).await? {
+                // The invoice became an installment plan: its installments are charged instead.
+                store::update_autopay_run(&mut tx, tenant, run.id, "stopped", run.attempts, None, None, None).await?;
+                tx.commit().await?;
+                continue;
+            }
             let open = match self.open_balance(tenant, run.customer_id, &[run.invoice_id], run.installment_id).await {
                 Ok((open, _)) => open,
                 Err(PaymentsError::Database(e)) => return Err(e.into()),
@@ -246,6 +271,7 @@ impl Payments {
             };
             let new = NewIntent { autopay_run_id: Some(run.id), ..prepared };
             let intent = store::insert_intent(&mut tx, tenant, &new).await?;
+            store::autopay_tried_on(&mut tx, tenant, run.id, today).await?;
             store::update_autopay_run(
                 &mut tx,
                 tenant,

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use cobro_kit::events::payload::{id, malformed, money, optional_id};
 use cobro_kit::events::{EventHandler, HandlerError};
-use cobro_proto::events::v1::{Envelope, InstallmentDue, InvoiceChanged, MatchDecided, PaymentApplied};
+use cobro_proto::events::v1::{
+    Envelope, InstallmentDue, InstallmentsPlanned, InvoiceChanged, MatchDecided, PaymentApplied,
+};
 use prost::Message;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -74,6 +76,29 @@ impl EventHandler for InvoicesHandler {
                     .or_else(|_| cobro_kit::ids::parse("payment_id", "rcm", &e.payment_id));
                 if let Ok(payment) = payment {
                     store::record_application(conn, tenant, payment, invoice, applied).await?;
+                }
+            }
+            "installments.planned" => {
+                let e = InstallmentsPlanned::decode(event.payload.as_slice())
+                    .map_err(|_| malformed("InstallmentsPlanned"))?;
+                let invoice = id("inv", &e.invoice_id, "invoice_id")?;
+                let mut plan = Vec::with_capacity(e.installments.len());
+                for planned in &e.installments {
+                    let installment = id("ins", &planned.installment_id, "installments.installment_id")?;
+                    let due = date(&planned.due_date).ok_or_else(|| malformed("installments.due_date"))?;
+                    plan.push((installment, due));
+                }
+                store::replace_planned_installments(conn, tenant, invoice, &plan).await?;
+            }
+            // The customer asked for time or disputes the invoice: autopay waits for the answer.
+            "hardship.requested" | "dispute.opened" | "hardship.resolved" | "dispute.resolved" => {
+                let e = InvoiceChanged::decode(event.payload.as_slice()).map_err(|_| malformed("InvoiceChanged"))?;
+                let invoice = id("inv", &e.invoice_id, "invoice_id")?;
+                let (reason, action) = event.r#type.split_once('.').unwrap_or_default();
+                if action == "resolved" {
+                    store::release_autopay_hold(conn, tenant, invoice, reason).await?;
+                } else {
+                    store::hold_autopay(conn, tenant, invoice, reason).await?;
                 }
             }
             "installment.due" => {

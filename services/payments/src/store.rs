@@ -155,6 +155,7 @@ pub struct AutopayRun {
     pub next_try_on: Option<NaiveDate>,
     pub last_intent_id: Option<Uuid>,
     pub last_decline: Option<String>,
+    pub last_tried_on: Option<NaiveDate>,
 }
 
 // --- settings ---
@@ -304,6 +305,84 @@ pub async fn upsert_installment_due(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// An invoice's installment plan, as invoicing last announced it (an empty plan removes it).
+pub async fn replace_planned_installments(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    invoice: Uuid,
+    plan: &[(Uuid, NaiveDate)],
+) -> Result<(), sqlx::Error> {
+    let (ids, dates): (Vec<Uuid>, Vec<NaiveDate>) = plan.iter().copied().unzip();
+    sqlx::query(
+        "DELETE FROM planned_installments WHERE tenant_id = $1 AND invoice_id = $2 AND installment_id <> ALL($3)",
+    )
+    .bind(tenant)
+    .bind(invoice)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO planned_installments (tenant_id, installment_id, invoice_id, due_date) \
+         SELECT $1, i, $2, d FROM unnest($3::uuid[], $4::date[]) AS p(i, d) \
+         ON CONFLICT (tenant_id, installment_id) DO UPDATE SET due_date = excluded.due_date",
+    )
+    .bind(tenant)
+    .bind(invoice)
+    .bind(&ids)
+    .bind(&dates)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn hold_autopay(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    invoice: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO autopay_holds (tenant_id, invoice_id, reason) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(tenant)
+        .bind(invoice)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn release_autopay_hold(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    invoice: Uuid,
+    reason: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM autopay_holds WHERE tenant_id = $1 AND invoice_id = $2 AND reason = $3")
+        .bind(tenant)
+        .bind(invoice)
+        .bind(reason)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Whether autopay must leave the invoice alone for now (an open hardship request or dispute).
+pub async fn autopay_held(conn: &mut PgConnection, tenant: Uuid, invoice: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM autopay_holds WHERE tenant_id = $1 AND invoice_id = $2)")
+        .bind(tenant)
+        .bind(invoice)
+        .fetch_one(conn)
+        .await
+}
+
+/// Whether the invoice is paid by an installment plan.
+pub async fn under_plan(conn: &mut PgConnection, tenant: Uuid, invoice: Uuid) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM planned_installments WHERE tenant_id = $1 AND invoice_id = $2)")
+        .bind(tenant)
+        .bind(invoice)
+        .fetch_one(conn)
+        .await
 }
 
 // --- intents and attempts ---
@@ -1138,6 +1217,8 @@ pub async fn schedule_autopay(pool: &PgPool, today: NaiveDate) -> Result<u64, sq
            AND m.kind = 'autopay' AND m.revoked_at IS NULL AND m.consented_at::date <= $1 \
          WHERE r.balance > 0 AND r.status IN ('open', 'issued', 'partially_paid', 'overdue') AND r.due_date <= $1 \
            AND NOT EXISTS (SELECT 1 FROM installments_due i WHERE i.tenant_id = r.tenant_id AND i.invoice_id = r.invoice_id) \
+           AND NOT EXISTS (SELECT 1 FROM planned_installments p WHERE p.tenant_id = r.tenant_id AND p.invoice_id = r.invoice_id) \
+           AND NOT EXISTS (SELECT 1 FROM autopay_holds h WHERE h.tenant_id = r.tenant_id AND h.invoice_id = r.invoice_id) \
          ON CONFLICT DO NOTHING",
     )
     .bind(today)
@@ -1149,7 +1230,9 @@ pub async fn schedule_autopay(pool: &PgPool, today: NaiveDate) -> Result<u64, sq
          FROM installments_due i JOIN receivables r ON r.tenant_id = i.tenant_id AND r.invoice_id = i.invoice_id \
          JOIN mandates m ON m.tenant_id = i.tenant_id AND m.customer_id = r.customer_id AND m.kind = 'autopay' \
            AND m.revoked_at IS NULL \
-         WHERE i.balance > 0 AND i.due_date <= $1 ON CONFLICT DO NOTHING",
+         WHERE i.balance > 0 AND i.due_date <= $1 \
+           AND NOT EXISTS (SELECT 1 FROM autopay_holds h WHERE h.tenant_id = i.tenant_id AND h.invoice_id = i.invoice_id) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(today)
     .execute(pool)
@@ -1158,7 +1241,7 @@ pub async fn schedule_autopay(pool: &PgPool, today: NaiveDate) -> Result<u64, sq
 }
 
 const RUN_COLUMNS: &str = "tenant_id, id, customer_id, invoice_id, installment_id, due_date, attempts, status, \
-    next_try_on, last_intent_id, last_decline";
+    next_try_on, last_intent_id, last_decline, last_tried_on";
 
 /// Claim the next run due today: it gets an intent in the same transaction, so a crash
 /// between the two cannot charge twice.
@@ -1183,6 +1266,22 @@ pub async fn autopay_run(conn: &mut PgConnection, tenant: Uuid, id: Uuid) -> Res
     .bind(id)
     .fetch_optional(conn)
     .await
+}
+
+/// The run is being tried on `day` (the business day of the job's round).
+pub async fn autopay_tried_on(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    id: Uuid,
+    day: NaiveDate,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE autopay_runs SET last_tried_on = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant)
+        .bind(id)
+        .bind(day)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -203,6 +203,89 @@ async fn autopay_retries_soft_declines_after_one_three_and_seven_days_then_stops
     h.finish().await;
 }
 
+/// What invoicing says when staff split an invoice into installments.
+async fn plan(h: &Harness, invoice: Uuid, installments: &[(Uuid, NaiveDate, &str)]) {
+    let planned = cobro_proto::events::v1::InstallmentsPlanned {
+        invoice_id: inv(invoice),
+        installments: installments
+            .iter()
+            .zip(1..)
+            .map(|((id, due, amount), seq)| cobro_proto::events::v1::PlannedInstallment {
+                installment_id: cobro_kit::ids::format("ins", *id),
+                seq,
+                due_date: due.to_string(),
+                amount: money(amount, "USD"),
+                balance: money(amount, "USD"),
+            })
+            .collect(),
+    };
+    h.deliver("installments.planned", &inv(invoice), &planned).await;
+}
+
+#[tokio::test]
+async fn an_invoice_under_a_plan_is_charged_installment_by_installment_never_whole() {
+    let h = Harness::new().await;
+    let customer = Uuid::now_v7();
+    save_card(&h, customer, sandbox::CARD_SUCCESS, true).await;
+    enable_autopay(&h, customer).await;
+    let due = day("2026-12-10");
+    let invoice = h.invoice(customer, "90.00", "USD", due).await;
+    let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
+    plan(&h, invoice, &[(first, due + Days::days(10), "45.00"), (second, due + Days::days(40), "45.00")]).await;
+    // The invoice's own due date passes: nothing is charged, the plan says when.
+    assert_eq!(h.app.run_autopay(due + Days::days(1)).await.unwrap(), 0);
+    assert_eq!(h.count("SELECT count(*) FROM sandbox_charges").await, 0);
+    // Invoicing announces the first installment due: that, and only that, is charged.
+    let installment_due = cobro_proto::events::v1::InstallmentDue {
+        invoice_id: inv(invoice),
+        installment_id: cobro_kit::ids::format("ins", first),
+        due_date: (due + Days::days(10)).to_string(),
+        balance: money("45.00", "USD"),
+    };
+    h.deliver("installment.due", &inv(invoice), &installment_due).await;
+    assert_eq!(h.app.run_autopay(due + Days::days(10)).await.unwrap(), 1);
+    let charged: Vec<String> =
+        sqlx::query_scalar("SELECT amount::text FROM sandbox_charges").fetch_all(&h.db.pool).await.unwrap();
+    assert_eq!(charged, ["45.00"]);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn autopay_waits_while_a_hardship_request_or_dispute_is_open() {
+    let h = Harness::new().await;
+    let customer = Uuid::now_v7();
+    save_card(&h, customer, sandbox::CARD_INSUFFICIENT_FUNDS, true).await;
+    enable_autopay(&h, customer).await;
+    let due = day("2026-12-10");
+    let invoice = h.invoice(customer, "60.00", "USD", due).await;
+    let changed = |status: &str| cobro_proto::events::v1::InvoiceChanged {
+        invoice_id: inv(invoice),
+        customer_id: cus(customer),
+        number: "F-1".into(),
+        status: status.into(),
+        total: money("60.00", "USD"),
+        balance: money("60.00", "USD"),
+        due_date: due.to_string(),
+    };
+    // The first try is declined; before the retry the customer asks for time.
+    assert_eq!(h.app.run_autopay(due).await.unwrap(), 1);
+    h.deliver("hardship.requested", &inv(invoice), &changed("open")).await;
+    h.deliver("dispute.opened", &inv(invoice), &changed("open")).await;
+    assert_eq!(h.app.run_autopay(due + Days::days(1)).await.unwrap(), 0, "no charge while they wait");
+    assert_eq!(runs(&h).await, vec![("scheduled".to_owned(), 1, Some(due + Days::days(2)))], "no try counted");
+    // The hardship request is answered, the dispute still open: still nothing.
+    h.deliver("hardship.resolved", &inv(invoice), &changed("open")).await;
+    assert_eq!(h.app.run_autopay(due + Days::days(2)).await.unwrap(), 0);
+    // Both answered: the retry goes ahead.
+    h.deliver("dispute.resolved", &inv(invoice), &changed("open")).await;
+    assert_eq!(h.app.run_autopay(due + Days::days(3)).await.unwrap(), 1);
+    // Declined again; the schedule's next date (three days after the due date) is today, and a
+    // card is never tried twice in a day: tomorrow.
+    assert_eq!(runs(&h).await, vec![("scheduled".to_owned(), 2, Some(due + Days::days(4)))]);
+    assert_eq!(h.count("SELECT count(*) FROM sandbox_charges").await, 2);
+    h.finish().await;
+}
+
 #[tokio::test]
 async fn an_invoice_paid_meanwhile_is_not_charged_by_autopay() {
     let h = Harness::new().await;

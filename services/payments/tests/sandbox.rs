@@ -8,8 +8,8 @@ use std::time::Duration;
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use cobro_kit::testing::TestDb;
 use cobro_payments::connector::sandbox::{
-    CARD_3DS, CARD_DO_NOT_HONOR, CARD_EXPIRED, CARD_INSUFFICIENT_FUNDS, CARD_PROCESSING_ERROR, CARD_SUCCESS,
-    CARD_TIMEOUT, Sandbox, SandboxConfig,
+    CARD_3DS, CARD_DO_NOT_HONOR, CARD_EXPIRED, CARD_INSUFFICIENT_FUNDS, CARD_INSUFFICIENT_FUNDS_ONCE,
+    CARD_PROCESSING_ERROR, CARD_SUCCESS, CARD_TIMEOUT, Sandbox, SandboxConfig,
 };
 use cobro_payments::connector::{
     CardData, ChargeOutcome, ChargeRequest, Connector, ConnectorError, DeclineCode, SyncedStatus, WebhookEvent,
@@ -68,6 +68,20 @@ fn assert_declined(outcome: &ChargeOutcome, expected: DeclineCode) {
         }
         other => panic!("expected a {expected:?} decline, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn the_funds_arrive_card_is_declined_once_per_tenant() {
+    let db = TestDb::new(&cobro_payments::migrator()).await;
+    let sbx = sandbox(&db.pool);
+    let (tenant, other_tenant) = (Uuid::now_v7(), Uuid::now_v7());
+    let first = sbx.charge(&request(tenant, CARD_INSUFFICIENT_FUNDS_ONCE, "25.00", "USD")).await.unwrap();
+    assert_declined(&first, DeclineCode::InsufficientFunds);
+    let retried = sbx.charge(&request(tenant, CARD_INSUFFICIENT_FUNDS_ONCE, "25.00", "USD")).await.unwrap();
+    succeeded_ref(&retried);
+    // Another tenant's customer with the same test card has funds of their own to lack.
+    let elsewhere = sbx.charge(&request(other_tenant, CARD_INSUFFICIENT_FUNDS_ONCE, "25.00", "USD")).await.unwrap();
+    assert_declined(&elsewhere, DeclineCode::InsufficientFunds);
 }
 
 #[tokio::test]

@@ -31,6 +31,9 @@ use super::{
 pub const CARD_SUCCESS: &str = "4242424242424242";
 /// Declined for insufficient funds (soft: may succeed later).
 pub const CARD_INSUFFICIENT_FUNDS: &str = "4000000000009995";
+/// Declined for insufficient funds on its first charge in a tenant, approved from then on: the
+/// customer's funds arrived before autopay retried.
+pub const CARD_INSUFFICIENT_FUNDS_ONCE: &str = "4000000000005126";
 /// Declined "do not honor" (hard).
 pub const CARD_DO_NOT_HONOR: &str = "4000000000000002";
 /// Declined as expired (hard), whatever its expiry date says.
@@ -430,6 +433,19 @@ impl Sandbox {
         .map_err(db_error)
     }
 
+    /// Whether this tenant's card ending in `last4` was ever declined for lack of funds.
+    async fn declined_before(&self, tenant_id: Uuid, last4: &str) -> Result<bool, ConnectorError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM sandbox_charges WHERE tenant_id = $1 AND last4 = $2 \
+             AND decline_code = 'insufficient_funds')",
+        )
+        .bind(tenant_id)
+        .bind(last4)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_error)
+    }
+
     async fn charge_by_ref(&self, processor_ref: &str) -> Result<Option<ChargeRow>, ConnectorError> {
         sqlx::query_as(
             "SELECT processor_ref, attempt_id, tenant_id, amount, currency, fee, status, decline_code \
@@ -510,13 +526,16 @@ impl Connector for Sandbox {
         }
         let last4 = digits.get(digits.len().saturating_sub(4)..).unwrap_or("").to_owned();
 
-        let today = Utc::now();
+        let today = cobro_kit::clock::now();
         let expired = (i64::from(req.card.exp_year), req.card.exp_month) < (i64::from(today.year()), today.month());
         let decision = if expired {
             Decision::Decline(DeclineCode::ExpiredCard)
         } else {
             match digits.as_str() {
                 CARD_INSUFFICIENT_FUNDS => Decision::Decline(DeclineCode::InsufficientFunds),
+                CARD_INSUFFICIENT_FUNDS_ONCE if !self.declined_before(req.tenant_id, &last4).await? => {
+                    Decision::Decline(DeclineCode::InsufficientFunds)
+                }
                 CARD_DO_NOT_HONOR => Decision::Decline(DeclineCode::DoNotHonor),
                 CARD_EXPIRED => Decision::Decline(DeclineCode::ExpiredCard),
                 CARD_3DS => Decision::RequireAction,

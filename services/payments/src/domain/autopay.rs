@@ -34,6 +34,15 @@ pub fn after_decline(first_try_on: NaiveDate, attempts_made: u32, soft: bool) ->
         .map_or(Decision::GiveUp, Decision::RetryOn)
 }
 
+/// A retry is never on the day of the try it follows: when the schedule's date has already
+/// passed (the run waited on a hold, or the job was down), it moves to the next day.
+pub fn not_the_same_day(decision: Decision, last_tried_on: Option<NaiveDate>) -> Decision {
+    match (decision, last_tried_on.and_then(|d| d.succ_opt())) {
+        (Decision::RetryOn(day), Some(earliest)) if day < earliest => Decision::RetryOn(earliest),
+        (decision, _) => decision,
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
@@ -59,6 +68,18 @@ mod tests {
             let expected = first + chrono::TimeDelta::days(days);
             assert_eq!(after_decline(first, n, true), Decision::RetryOn(expected));
         }
+    }
+
+    #[test]
+    fn a_late_try_is_retried_the_next_day_at_the_earliest() {
+        let first = date(2025, 6, 10);
+        let late = date(2025, 6, 14);
+        let scheduled = after_decline(first, 2, true);
+        assert_eq!(scheduled, Decision::RetryOn(date(2025, 6, 13)));
+        assert_eq!(not_the_same_day(scheduled, Some(late)), Decision::RetryOn(date(2025, 6, 15)));
+        assert_eq!(not_the_same_day(scheduled, Some(date(2025, 6, 11))), scheduled, "on time: unchanged");
+        assert_eq!(not_the_same_day(scheduled, None), scheduled);
+        assert_eq!(not_the_same_day(Decision::GiveUp, Some(late)), Decision::GiveUp);
     }
 
     #[test]
