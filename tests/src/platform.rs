@@ -6,7 +6,8 @@
 //! test's) and shares the Postgres schemas with every other, like replicas of one deployment:
 //! every test works in a tenant of its own. A platform that moves the business clock
 //! ([`Platform::advance_clock`]) has a database of its own instead: its jobs act on every
-//! tenant's dates, and must not send the development tenants' reminders a month early. Tests that start one run one at a time (the
+//! tenant's dates, and must not send the development tenants' reminders a month early. One
+//! that restarts PostgreSQL runs on a server of its own ([`crate::postgres::PrivatePostgres`]). Tests that start one run one at a time (the
 //! `platform` test group in `.config/nextest.toml`), which keeps a 2-core machine responsive.
 #![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used)]
 
@@ -54,6 +55,11 @@ pub struct Platform {
     processes: Vec<&'static str>,
     /// The database of this platform alone (`Options::own_database`), dropped at `stop`.
     database: Option<String>,
+    /// Where `observe` reads, as `cobro_admin` or the private server's superuser.
+    observe_url: String,
+    /// Whether the platform's data is its own (a database or a server), so moving the business
+    /// clock touches nobody else's.
+    isolated: bool,
 }
 
 /// A tenant of its own for one test, its owner signed in with a second factor.
@@ -176,12 +182,20 @@ pub struct Options {
     /// A database of its own, made from scratch (roles are the cluster's): for a test that
     /// moves the business clock.
     pub own_database: bool,
+    /// The port of a [`crate::postgres::PrivatePostgres`] the test started: every service uses
+    /// its database, so the test may restart that server.
+    pub postgres_port: Option<u16>,
 }
 
 /// The development database URL of a service's role, pointed at database `name`.
 fn role_url(service: &str, name: &str) -> String {
     let var = format!("COBRO__{}__DATABASE_URL", service.to_uppercase());
     let url = std::env::var(&var).unwrap_or_else(|_| panic!("{var} is not set (source ~/.cache/cobro/dev/env)"));
+    in_database(&url, name)
+}
+
+/// A database URL pointed at database `name` on the same server.
+fn in_database(url: &str, name: &str) -> String {
     let (server, _) = url.rsplit_once('/').expect("a database URL ends in /<database>");
     format!("{server}/{name}")
 }
@@ -205,8 +219,7 @@ async fn create_database() -> String {
         .await
         .expect("CREATE DATABASE (cobro_admin needs CREATEDB: run infra/dev start)");
     admin.close().await;
-    let (server, _) = url.rsplit_once('/').expect("a database URL ends in /<database>");
-    let fresh = cobro_kit::db::connect_url(&format!("{server}/{name}"), "public", 1).await.expect("the new database");
+    let fresh = cobro_kit::db::connect_url(&in_database(&url, &name), "public", 1).await.expect("the new database");
     for service in GRPC_SERVICES {
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {service} AUTHORIZATION cobro_{service}")))
             .execute(&fresh)
@@ -261,6 +274,19 @@ impl Platform {
                 overrides.push((format!("{service}.database_url"), role_url(service, name)));
             }
         }
+        let private =
+            |role: &str, port: u16| format!("postgres://{role}@127.0.0.1:{port}/{}", crate::postgres::DATABASE);
+        if let Some(port) = options.postgres_port {
+            for service in GRPC_SERVICES {
+                overrides.push((format!("{service}.database_url"), private(&format!("cobro_{service}"), port)));
+            }
+        }
+        let observe_url = match (options.postgres_port, &database) {
+            (Some(port), _) => private("postgres", port),
+            (None, Some(name)) => in_database(&cobro_kit::testing::database_url(), name),
+            (None, None) => cobro_kit::testing::database_url(),
+        };
+        let isolated = database.is_some() || options.postgres_port.is_some();
         if let Some(redis) = &options.redis_url {
             overrides.push(("redis.url".to_owned(), redis.clone()));
         }
@@ -297,8 +323,7 @@ impl Platform {
         let mut made = false;
         for service in ["payments", "gateway"] {
             // A database of its own has no credentials yet.
-            if database.is_some() || std::env::var(format!("COBRO__{}__CLIENT_SECRET", service.to_uppercase())).is_err()
-            {
+            if isolated || std::env::var(format!("COBRO__{}__CLIENT_SECRET", service.to_uppercase())).is_err() {
                 let secret = admin.put_service_client(service).await.expect("a service credential");
                 let value = secrecy::ExposeSecret::expose_secret(&secret).to_owned();
                 overrides.push((format!("{service}.client_secret"), value));
@@ -337,6 +362,8 @@ impl Platform {
             child_env,
             processes: options.processes.clone(),
             database,
+            observe_url,
+            isolated,
         };
         let web = crate::web::Web::new(&gateway_url);
         for _ in 0..150 {
@@ -378,7 +405,7 @@ impl Platform {
     /// the next round of each job acts as on that later day. Only on a platform with a
     /// database of its own.
     pub fn advance_clock(&self, by: chrono::TimeDelta) {
-        assert!(self.database.is_some(), "moving the clock needs Options::own_database");
+        assert!(self.isolated, "moving the clock needs Options::own_database or a private server");
         assert!(self.processes.is_empty(), "services running as processes keep their own clock");
         cobro_kit::clock::advance(by);
     }
@@ -406,11 +433,7 @@ impl Platform {
     /// service's read model (what a person would see as "a moment later"). Tests never change
     /// state this way.
     pub async fn observe(&self) -> sqlx::PgPool {
-        let mut url = cobro_kit::testing::database_url();
-        if let (Some(name), Some((server, _))) = (&self.database, url.clone().rsplit_once('/')) {
-            url = format!("{server}/{name}");
-        }
-        cobro_kit::db::connect_url(&url, "public", 2).await.expect("the test database")
+        cobro_kit::db::connect_url(&self.observe_url, "public", 2).await.expect("the test database")
     }
 
     pub fn identity_client(&self) -> IdentityServiceClient<Channel> {

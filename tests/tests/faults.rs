@@ -1,7 +1,9 @@
 //! The platform under faults, each against infrastructure of the test's own so stopping it
 //! harms no other test: the broker stopped for 30 seconds while a card pays an invoice
-//! (nothing lost, nothing twice), and Redis stopped (money keeps moving; signing in fails
-//! closed and comes back with Redis).
+//! (nothing lost, nothing twice); Redis stopped (money keeps moving; signing in fails closed
+//! and comes back with Redis); a processor slower than the deadline; payments killed during
+//! confirms; and PostgreSQL restarted under payments load (callers see errors at most, no card
+//! is charged twice, every service comes back).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
@@ -289,5 +291,213 @@ async fn payments_killed_during_confirms_recovers_every_attempt() {
             assert_eq!(after.paid, after.total, "{invoice} paid once");
         }
     }
+    platform.stop().await;
+}
+
+/// A careful payer: after an error it asks how the payment stands before doing anything
+/// again, confirms again only a payment no attempt was made for, waits while one is being
+/// settled, and starts a new payment only after a definite decline. Returns the codes of the
+/// errors it saw.
+async fn pay_until_paid(
+    platform: &Platform,
+    tenant: &Tenant,
+    customer: &Customer,
+    invoice: &str,
+    restarted: &std::sync::atomic::AtomicBool,
+    succeeded: &std::sync::atomic::AtomicUsize,
+) -> Vec<tonic::Code> {
+    let payments = PaymentsServiceClient::new(platform.payments.clone());
+    let mut errors = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    let mut round = 0;
+    let mut intent: Option<String> = None;
+    let mut confirms = 0;
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "{invoice} never paid; errors {errors:?}");
+        let Some(id) = intent.clone() else {
+            let create = paypb::CreatePaymentIntentRequest {
+                idempotency_key: format!("pay-{invoice}-{round}"),
+                customer_id: customer.id.clone(),
+                invoice_ids: vec![invoice.to_owned()],
+                ..Default::default()
+            };
+            match payments.clone().create_payment_intent(tenant.staff(create)).await {
+                Ok(created) => intent = Some(created.into_inner().id),
+                Err(status) => {
+                    errors.push(status.code());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            continue;
+        };
+        let current = match payments
+            .clone()
+            .get_payment_intent(tenant.staff(paypb::GetPaymentIntentRequest { id: id.clone() }))
+            .await
+        {
+            Ok(current) => current.into_inner().status,
+            Err(status) => {
+                errors.push(status.code());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        match current.as_str() {
+            "succeeded" => {
+                let before = !restarted.load(std::sync::atomic::Ordering::SeqCst);
+                succeeded.fetch_add(usize::from(before), std::sync::atomic::Ordering::SeqCst);
+                return errors;
+            }
+            // Declined (the processor could not be reached): a new payment, as a payer would.
+            "failed" | "canceled" => {
+                round += 1;
+                intent = None;
+            }
+            "requires_payment_method" => {
+                // No attempt on record: confirming again is safe, under a key of its own.
+                confirms += 1;
+                let confirm = paypb::ConfirmPaymentIntentRequest {
+                    idempotency_key: format!("confirm-{invoice}-{round}-{confirms}"),
+                    id,
+                    method: Some(paypb::confirm_payment_intent_request::Method::Card(paypb::NewCard {
+                        pan: "4242424242424242".into(),
+                        exp_month: 12,
+                        exp_year: 2031,
+                        holder_name: "Marta Ruiz".into(),
+                    })),
+                    ..Default::default()
+                };
+                if let Err(status) = payments.clone().confirm_payment_intent(tenant.staff(confirm)).await {
+                    errors.push(status.code());
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+            // An attempt is being settled (by recovery, if its answer was lost): wait.
+            _ => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+#[tokio::test]
+async fn postgres_restarted_during_payments_load_charges_no_card_twice_and_every_service_recovers() {
+    let server = cobro_e2e::postgres::PrivatePostgres::start(&[
+        "identity",
+        "vault",
+        "invoicing",
+        "payments",
+        "notifications",
+        "reconciliation",
+    ])
+    .await;
+    let platform = Platform::start_with(Options {
+        postgres_port: Some(server.port),
+        overrides: vec![("payments.job_interval".into(), "1s".into()), ("payments.recover_after".into(), "30s".into())],
+        ..Options::default()
+    })
+    .await;
+    let tenant = platform.tenant().await;
+    let customer = platform.customer(&tenant, "Constructora Álamo S.A. de C.V.", "es").await;
+    let mut invoices = Vec::new();
+    for n in 0..24 {
+        invoices.push(platform.open_invoice(&tenant, &customer, &format!("{}.00", 700 + n)).await);
+    }
+    // Payments hears of the invoices through the broker before anyone pays.
+    intent_for(&platform, &tenant, &customer, invoices.last().unwrap()).await;
+
+    // Four payers, six invoices each, one after another; the server restarts once a few are paid.
+    let restarted = std::sync::atomic::AtomicBool::new(false);
+    let before_restart = std::sync::atomic::AtomicUsize::new(0);
+    let payers = invoices.chunks(6).map(|mine| {
+        let (platform, tenant, customer, restarted, before_restart) =
+            (&platform, &tenant, &customer, &restarted, &before_restart);
+        async move {
+            let mut errors = Vec::new();
+            for invoice in mine {
+                errors.extend(pay_until_paid(platform, tenant, customer, invoice, restarted, before_restart).await);
+            }
+            errors
+        }
+    });
+    let restart = async {
+        let started = eventually(Duration::from_secs(60), || {
+            let before_restart = &before_restart;
+            async move { before_restart.load(std::sync::atomic::Ordering::SeqCst) >= 4 }
+        })
+        .await;
+        assert!(started, "payments were flowing before the restart");
+        restarted.store(true, std::sync::atomic::Ordering::SeqCst);
+        server.restart(Duration::from_secs(3)).await;
+    };
+    let (errors, ()) = tokio::join!(futures_util::future::join_all(payers), restart);
+    let errors: Vec<tonic::Code> = errors.into_iter().flatten().collect();
+    let paid_before = before_restart.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(paid_before < invoices.len(), "the restart came while payments were still being made");
+    // Callers see errors at most: the server was away, their call timed out, or their request's
+    // key was still busy; never a refusal of what they asked.
+    let unexpected: Vec<_> = errors
+        .iter()
+        .filter(|c| {
+            !matches!(
+                c,
+                tonic::Code::Unavailable
+                    | tonic::Code::Internal
+                    | tonic::Code::Aborted
+                    | tonic::Code::Unknown
+                    | tonic::Code::Cancelled
+                    | tonic::Code::DeadlineExceeded
+            )
+        })
+        .collect();
+    assert!(unexpected.is_empty(), "callers saw {errors:?}");
+    assert!(!errors.is_empty(), "the restart cut calls short (else it proved nothing)");
+
+    // No card charged twice: one succeeded charge per invoice, and each invoice paid once.
+    let db = platform.observe().await;
+    for invoice in &invoices {
+        let paid = eventually(Duration::from_secs(90), || {
+            let (platform, tenant, invoice) = (&platform, &tenant, invoice);
+            async move { invoice_of(platform, tenant, invoice).await.status == "paid" }
+        })
+        .await;
+        let after = invoice_of(&platform, &tenant, invoice).await;
+        assert!(paid, "{invoice} is {}", after.status);
+        assert_eq!(after.paid, after.total, "{invoice} paid once");
+        let invoice_id = cobro_kit::ids::parse("id", "inv", invoice).unwrap();
+        let charges: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM payments.sandbox_charges c JOIN payments.attempts a \
+             ON a.tenant_id = c.tenant_id AND a.id = c.attempt_id \
+             JOIN payments.payment_intents p ON p.tenant_id = a.tenant_id AND p.id = a.intent_id \
+             WHERE c.tenant_id = $1 AND $2 = ANY(p.invoice_ids) AND c.status = 'succeeded'",
+        )
+        .bind(tenant.id)
+        .bind(invoice_id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+        assert_eq!(charges, 1, "{invoice}: {charges} charges");
+    }
+    // Every service is back: a new tenant signs up and in (identity, Redis), gets a customer and
+    // an invoice (invoicing), its reminders are listed (notifications), bank accounts listed
+    // (reconciliation), and a card is stored and charged (vault, payments).
+    let fresh = platform.tenant().await;
+    let newcomer = platform.customer(&fresh, "Aceros Bajío S.A.", "es").await;
+    let invoice = platform.open_invoice(&fresh, &newcomer, "99.00").await;
+    assert_eq!(pay_by_card(&platform, &fresh, &newcomer, &invoice).await.status, "succeeded");
+    let mut notifications =
+        cobro_proto::notifications::v1::notifications_service_client::NotificationsServiceClient::new(
+            platform.notifications.clone(),
+        );
+    notifications
+        .list_messages(fresh.staff(cobro_proto::notifications::v1::ListMessagesRequest::default()))
+        .await
+        .unwrap();
+    let mut reconciliation =
+        cobro_proto::reconciliation::v1::reconciliation_service_client::ReconciliationServiceClient::new(
+            platform.reconciliation.clone(),
+        );
+    reconciliation
+        .list_bank_accounts(fresh.staff(cobro_proto::reconciliation::v1::ListBankAccountsRequest::default()))
+        .await
+        .unwrap();
     platform.stop().await;
 }

@@ -17,6 +17,9 @@ use crate::store::{self, Claim};
 const LEASE_SECONDS: i64 = 120;
 /// How long a duplicate waits for the first request's answer before asking the caller to retry.
 const WAIT: Duration = Duration::from_secs(60);
+/// How often a failed run tries to free its key before leaving it to the lease.
+const FREE_TRIES: u32 = 20;
+const FREE_PAUSE: Duration = Duration::from_millis(250);
 const POLL: Duration = Duration::from_millis(20);
 
 pub fn check_key(key: &str) -> Result<&str> {
@@ -106,20 +109,38 @@ where
         }
     };
     match run(claimed).await {
-        Ok(answer) => {
-            store::store_response(pool, tenant, key, &answer.encode_to_vec()).await?;
-            Ok(answer)
-        }
-        Err(err) => {
-            let freed = if nothing_written(&err) {
-                store::release_key(pool, tenant, key).await
-            } else {
-                store::expire_key(pool, tenant, key).await
-            };
-            if let Err(e) = freed {
-                tracing::warn!(error = %e, "cannot free an idempotency key");
+        Ok(answer) => match store::store_response(pool, tenant, key, &answer.encode_to_vec()).await {
+            Ok(()) => Ok(answer),
+            Err(e) => {
+                // Done, but not on record: the retry takes the key over and finds what was made.
+                free_key(pool, tenant, key, false).await;
+                Err(e.into())
             }
+        },
+        Err(err) => {
+            free_key(pool, tenant, key, nothing_written(&err)).await;
             Err(err)
+        }
+    }
+}
+
+/// Let a retry have the key at once: released when the run wrote nothing, else expired so the
+/// retry resumes what the run began. The database may be what failed, so this keeps trying for
+/// a few seconds, and a retry after a blip (a failover, a restart) need not wait out the lease.
+async fn free_key(pool: &PgPool, tenant: Uuid, key: &str, release: bool) {
+    for tries in 0.. {
+        let freed = if release {
+            store::release_key(pool, tenant, key).await
+        } else {
+            store::expire_key(pool, tenant, key).await
+        };
+        match freed {
+            Ok(()) => return,
+            Err(e) if tries >= FREE_TRIES => {
+                tracing::warn!(error = %e, "cannot free an idempotency key; it frees itself when its lease ends");
+                return;
+            }
+            Err(_) => tokio::time::sleep(FREE_PAUSE).await,
         }
     }
 }
