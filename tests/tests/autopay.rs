@@ -72,20 +72,9 @@ async fn reminder_policy(platform: &Platform, tenant: &Tenant) {
         .unwrap();
 }
 
-/// The customer pays by autopay: the clerk marks it on the customer (so reminders become
-/// notices of the coming charge), a card is saved as the default, and the consent is recorded.
+/// The customer pays by autopay: a card is saved as the default and the customer's consent is
+/// recorded at payments; invoicing hears of it, so reminders become notices of the coming charge.
 async fn on_autopay(platform: &Platform, tenant: &Tenant, customer: &Customer, pan: &str) {
-    let mut invoicing = platform.invoicing_client();
-    let mut record = invoicing
-        .get_customer(tenant.staff(invpb::GetCustomerRequest { id: customer.id.clone() }))
-        .await
-        .unwrap()
-        .into_inner();
-    record.autopay = true;
-    invoicing
-        .upsert_customer(tenant.staff(invpb::UpsertCustomerRequest { id: customer.id.clone(), customer: Some(record) }))
-        .await
-        .unwrap();
     let mut payments = PaymentsServiceClient::new(platform.payments.clone());
     payments
         .save_payment_method(tenant.staff(paypb::SavePaymentMethodRequest {
@@ -110,6 +99,13 @@ async fn on_autopay(platform: &Platform, tenant: &Tenant, customer: &Customer, p
         }))
         .await
         .unwrap();
+    let flagged = eventually(WAIT, || {
+        let (mut invoicing, request) =
+            (platform.invoicing_client(), tenant.staff(invpb::GetCustomerRequest { id: customer.id.clone() }));
+        async move { invoicing.get_customer(request).await.is_ok_and(|c| c.into_inner().autopay) }
+    })
+    .await;
+    assert!(flagged, "invoicing never heard the customer is on autopay");
 }
 
 async fn invoice(platform: &Platform, tenant: &Tenant, id: &str) -> invpb::Invoice {

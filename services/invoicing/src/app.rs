@@ -11,7 +11,7 @@ use cobro_proto::common::v1::Money as PbMoney;
 use cobro_proto::events::v1 as ev;
 use rust_decimal::Decimal;
 use serde_json::json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use crate::domain::installments::{self, Installment, Interval, OpenItem};
@@ -340,6 +340,32 @@ impl Invoicing {
         .await?;
         tx.commit().await?;
         Ok(saved)
+    }
+
+    /// The customer pays by autopay, or no longer does (payments' consent): the flag changes,
+    /// and `customer.upserted` tells notifications, which plans notices of the coming charge
+    /// instead of reminders before the due date. An unknown customer is nothing to change.
+    pub async fn set_autopay_in(&self, conn: &mut PgConnection, tenant: Uuid, id: Uuid, autopay: bool) -> Result<()> {
+        if !store::set_customer_autopay(conn, tenant, id, autopay).await? {
+            return Ok(());
+        }
+        let saved = store::customer(conn, tenant, id).await?.ok_or(InvoicingError::NotFound("customer"))?;
+        store::event(
+            conn,
+            tenant,
+            "customer.upserted",
+            id,
+            &ev::CustomerUpserted {
+                customer_id: cobro_kit::ids::format(prefix::CUSTOMER, id),
+                external_id: saved.external_id.clone().unwrap_or_default(),
+                legal_name: saved.legal_name.clone(),
+                contacts: event_contacts(&saved.contacts),
+                reminder_policy: saved.reminder_policy.clone(),
+                autopay: saved.autopay,
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn customer(&self, principal: &Principal, id: &str) -> Result<CustomerRow> {

@@ -1,10 +1,10 @@
-//! What invoicing consumes: payments received, from payments and reconciliation, and payments
-//! taken back when reconciliation undoes a bank match.
+//! What invoicing consumes: payments received, from payments and reconciliation, payments
+//! taken back when reconciliation undoes a bank match, and customers' autopay consent.
 
 use std::sync::Arc;
 
 use cobro_kit::events::{EventHandler, HandlerError};
-use cobro_proto::events::v1::{Envelope, MatchDecided, PaymentReceived};
+use cobro_proto::events::v1::{AutopayChanged, Envelope, MatchDecided, PaymentReceived};
 use prost::Message;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -15,15 +15,19 @@ use crate::error::InvoicingError;
 pub const PAYMENT_RECEIVED: &str = "payment.received";
 /// A confirmed bank match undone: the `payment.received` it sent (same payment id) is taken back.
 pub const MATCH_REVERSED: &str = "reconciliation.match_reversed";
+/// The customer consented to autopay, or withdrew it, at payments.
+pub const AUTOPAY_ENABLED: &str = "autopay.enabled";
+pub const AUTOPAY_DISABLED: &str = "autopay.disabled";
 
 /// The topics payments arrive on.
 pub fn payment_topics() -> Vec<String> {
     vec!["cobro.payments.v1".to_owned(), "cobro.reconciliation.v1".to_owned()]
 }
 
-/// Applies `payment.received` and takes back the payment of `reconciliation.match_reversed`,
-/// in the consumer's transaction (the inbox row is written in it too), ignoring every other
-/// event on those topics.
+/// Applies `payment.received`, takes back the payment of `reconciliation.match_reversed`, and
+/// keeps the customer's autopay flag from `autopay.enabled`/`autopay.disabled`, in the
+/// consumer's transaction (the inbox row is written in it too), ignoring every other event on
+/// those topics.
 pub struct PaymentsHandler {
     pub app: Arc<Invoicing>,
 }
@@ -33,12 +37,23 @@ impl EventHandler for PaymentsHandler {
         match event.r#type.as_str() {
             PAYMENT_RECEIVED => self.payment_received(conn, event).await,
             MATCH_REVERSED => self.match_reversed(conn, event).await,
+            AUTOPAY_ENABLED | AUTOPAY_DISABLED => self.autopay_changed(conn, event).await,
             _ => Ok(()),
         }
     }
 }
 
 impl PaymentsHandler {
+    async fn autopay_changed(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
+        let tenant = tenant(event)?;
+        let e = AutopayChanged::decode(event.payload.as_slice())
+            .map_err(|_| HandlerError::Permanent("payload is not an AutopayChanged".to_owned()))?;
+        let customer = cobro_kit::ids::parse("customer_id", "cus", &e.customer_id)
+            .map_err(|_| HandlerError::Permanent("customer_id is not a customer id".to_owned()))?;
+        self.app.set_autopay_in(conn, tenant, customer, e.enabled).await.map_err(failed)?;
+        Ok(())
+    }
+
     async fn payment_received(&self, conn: &mut PgConnection, event: &Envelope) -> Result<(), HandlerError> {
         let tenant = tenant(event)?;
         let p = PaymentReceived::decode(event.payload.as_slice())

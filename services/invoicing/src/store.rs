@@ -50,6 +50,19 @@ const CUSTOMER: &str = "SELECT c.tenant_id, c.id, c.external_id, c.legal_name, c
      AND p.currency = c.currency), 0) \
      AS credit_balance FROM customers c";
 
+/// Set a customer's autopay flag; whether it changed (false for an unknown customer too).
+pub async fn set_customer_autopay(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid, autopay: bool) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE customers SET autopay = $3, updated_at = now() WHERE tenant_id = $1 AND id = $2 AND autopay <> $3",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(autopay)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 pub async fn customer(conn: &mut PgConnection, tenant_id: Uuid, id: Uuid) -> Result<Option<CustomerRow>> {
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!("{CUSTOMER} WHERE c.tenant_id = $1 AND c.id = $2")))
         .bind(tenant_id)

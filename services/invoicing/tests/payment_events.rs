@@ -113,3 +113,53 @@ async fn a_payment_sent_twice_is_applied_once_and_a_wrong_one_is_recorded_not_re
     shutdown.cancel();
     db.drop_schema().await;
 }
+
+#[tokio::test]
+async fn autopay_consent_at_payments_sets_the_customers_flag_and_tells_notifications_once() {
+    use cobro_kit::events::EventHandler;
+    use cobro_proto::events::v1::{AutopayChanged, Envelope};
+    use prost::Message;
+
+    let db = TestDb::new(&cobro_invoicing::migrator()).await;
+    let issuer = TestIssuer::new();
+    let tenant = Uuid::now_v7();
+    let clerk = issuer.principal(tenant, PrincipalKind::User, &["customers:write", "customers:read"]);
+    let app = Arc::new(Invoicing::new(db.pool.clone()));
+    let customer = app.upsert_customer(&clerk, "", CustomerIn::basic("Acme", "MXN")).await.unwrap();
+    assert!(!customer.autopay);
+    let handler = PaymentsHandler { app: Arc::clone(&app) };
+    let deliver = |tenant: Uuid, enabled: bool| {
+        let event = AutopayChanged { customer_id: cobro_kit::ids::format("cus", customer.id), enabled };
+        Envelope {
+            id: Uuid::now_v7().to_string(),
+            r#type: if enabled { "autopay.enabled" } else { "autopay.disabled" }.into(),
+            tenant_id: tenant.to_string(),
+            aggregate_id: event.customer_id.clone(),
+            occurred_at: None,
+            traceparent: String::new(),
+            payload: event.encode_to_vec(),
+        }
+    };
+    let flag = || async {
+        let mut conn = db.pool.acquire().await.unwrap();
+        cobro_invoicing::store::customer(&mut conn, tenant, customer.id).await.unwrap().unwrap().autopay
+    };
+    let announced = || count(&db.pool, "SELECT count(*) FROM outbox WHERE event_type = 'customer.upserted'");
+    assert_eq!(announced().await, 1, "made");
+
+    let mut conn = db.pool.acquire().await.unwrap();
+    handler.handle(&mut conn, &deliver(tenant, true)).await.unwrap();
+    assert!(flag().await, "on autopay");
+    assert_eq!(announced().await, 2, "notifications hears of it");
+    // The same news again changes nothing and says nothing.
+    handler.handle(&mut conn, &deliver(tenant, true)).await.unwrap();
+    assert_eq!(announced().await, 2);
+    // Another tenant's event naming this customer touches nothing of it.
+    handler.handle(&mut conn, &deliver(Uuid::now_v7(), false)).await.unwrap();
+    assert!(flag().await);
+    handler.handle(&mut conn, &deliver(tenant, false)).await.unwrap();
+    assert!(!flag().await, "consent withdrawn");
+    assert_eq!(announced().await, 3);
+    drop(conn);
+    db.drop_schema().await;
+}

@@ -150,6 +150,7 @@ impl Payments {
         if !method.is_default {
             store::set_default_in(&mut tx, p.tenant_id, customer_id, method.id).await?;
         }
+        autopay_changed(&mut tx, p.tenant_id, customer_id, true).await?;
         tx.commit().await?;
         Ok(mandate)
     }
@@ -157,7 +158,12 @@ impl Payments {
     pub async fn disable_autopay(&self, p: &Principal, customer: &str) -> Result<MandateRow> {
         let customer = id("customer_id", "cus", customer)?;
         authorize(p, "payments:write", "portal:pay", Some(customer))?;
-        store::revoke_autopay(&self.pool, p.tenant_id, customer).await?.ok_or(PaymentsError::NotFound("mandate"))
+        let mut tx = self.pool.begin().await?;
+        let revoked =
+            store::revoke_autopay(&mut tx, p.tenant_id, customer).await?.ok_or(PaymentsError::NotFound("mandate"))?;
+        autopay_changed(&mut tx, p.tenant_id, customer, false).await?;
+        tx.commit().await?;
+        Ok(revoked)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -327,6 +333,17 @@ impl Payments {
         }
         Ok(store::autopay_runs(&self.pool, p.tenant_id, customer).await?)
     }
+}
+
+/// Tell invoicing (and through it notifications) whether the customer pays by autopay, so
+/// reminders before the due date become notices of the coming charge, or go back to reminders.
+async fn autopay_changed(conn: &mut sqlx::PgConnection, tenant: Uuid, customer: Uuid, enabled: bool) -> Result<()> {
+    let event =
+        cobro_proto::events::v1::AutopayChanged { customer_id: cobro_kit::ids::format("cus", customer), enabled };
+    let kind = if enabled { "autopay.enabled" } else { "autopay.disabled" };
+    let new = cobro_kit::events::NewEvent::new(kind, tenant, event.customer_id.clone(), &event);
+    cobro_kit::events::enqueue(conn, crate::app::TOPIC, new).await?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1166,14 +1166,18 @@ pub async fn revoke_autopay_in(conn: &mut PgConnection, tenant: Uuid, customer: 
     Ok(())
 }
 
-pub async fn revoke_autopay(pool: &PgPool, tenant: Uuid, customer: Uuid) -> Result<Option<MandateRow>, sqlx::Error> {
+pub async fn revoke_autopay(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    customer: Uuid,
+) -> Result<Option<MandateRow>, sqlx::Error> {
     sqlx::query_as::<_, MandateRow>(sqlx::AssertSqlSafe(format!(
         "UPDATE mandates SET revoked_at = now() WHERE tenant_id = $1 AND customer_id = $2 AND kind = 'autopay' \
          AND revoked_at IS NULL RETURNING {MANDATE_COLUMNS}"
     )))
     .bind(tenant)
     .bind(customer)
-    .fetch_optional(pool)
+    .fetch_optional(conn)
     .await
 }
 

@@ -128,6 +128,7 @@ async fn autopay_needs_consent_and_charges_the_default_card_on_the_due_date() {
     }
     let mandate = enable_autopay(&h, customer).await;
     assert_eq!((mandate.kind.as_str(), mandate.consent_ip.as_str()), ("autopay", "203.0.113.9"));
+    assert_eq!(h.events("autopay.enabled").await, 1, "invoicing hears the customer is on autopay");
     assert!(mandate.consented_at.is_some());
     let listed = |h: &Harness| {
         let request = h.req(pb::ListPaymentMethodsRequest { customer_id: cus(customer) });
@@ -156,6 +157,7 @@ async fn autopay_needs_consent_and_charges_the_default_card_on_the_due_date() {
     // Once autopay is off, new due amounts wait for the customer.
     h.client.clone().disable_autopay(h.req(pb::DisableAutopayRequest { customer_id: cus(customer) })).await.unwrap();
     assert_eq!(listed(&h).await, None, "and that it is off");
+    assert_eq!(h.events("autopay.disabled").await, 1, "and invoicing hears that too");
     h.invoice(customer, "20.00", "USD", due).await;
     assert_eq!(h.app.run_autopay(due).await.unwrap(), 0);
     h.finish().await;
