@@ -804,9 +804,7 @@ const KNOWN: &[(&str, &str, Code)] = &[
     ("cobro.invoicing.v1.InvoicingService/RequestHardship", "gateway_edge", Code::NotFound),
     ("cobro.invoicing.v1.InvoicingService/OpenDispute", "gateway_edge", Code::NotFound),
     ("cobro.payments.v1.PaymentsService/GetPaymentIntent", "gateway_edge", Code::NotFound),
-    ("cobro.payments.v1.PaymentsService/ConfirmPaymentIntent", "gateway_edge", Code::NotFound),
     ("cobro.payments.v1.PaymentsService/CompletePaymentAction", "gateway_edge", Code::NotFound),
-    ("cobro.payments.v1.PaymentsService/CancelPaymentIntent", "gateway_edge", Code::NotFound),
 ];
 
 // --- the matrix ---

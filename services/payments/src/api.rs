@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cobro_kit::auth::{Principal, principal};
+use cobro_kit::auth::{Principal, PrincipalKind, principal};
 use cobro_kit::wire::{next_page, page};
 use cobro_proto::payments::v1 as pb;
 use cobro_proto::payments::v1::payments_service_server::PaymentsService;
@@ -190,8 +190,21 @@ impl PaymentsApi {
         F: FnOnce(idempotency::Run) -> Fut,
         Fut: std::future::Future<Output = Result<T, PaymentsError>>,
     {
+        may_call(p, op)?;
         Ok(Response::new(idempotency::once(self.app.pool(), p.tenant_id, key, op, &hash, run).await?))
     }
+}
+
+/// Whether the caller may make this keyed request at all, checked before its key and input so a
+/// caller without the permission learns nothing from how a request is formed. The operation
+/// checks again, with whose records the caller may touch.
+fn may_call(p: &Principal, op: &str) -> Result<(), PaymentsError> {
+    let allowed = match op {
+        "refund" => p.kind != PrincipalKind::Customer && p.has("payments:refund"),
+        "bank_transfer" => p.kind == PrincipalKind::Service && p.service.as_deref() == Some("reconciliation"),
+        _ => return crate::app::authorize(p, "payments:write", "portal:pay", None),
+    };
+    if allowed { Ok(()) } else { Err(PaymentsError::PermissionDenied(format!("may not {op}"))) }
 }
 
 /// Who asks, for the idempotency record: a stored answer goes back only to the same principal.
