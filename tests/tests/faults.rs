@@ -294,6 +294,33 @@ async fn payments_killed_during_confirms_recovers_every_attempt() {
     platform.stop().await;
 }
 
+/// Payments made before the server went down, while it was being restarted, and after it was
+/// back.
+#[derive(Default)]
+struct Phases {
+    now: std::sync::atomic::AtomicUsize,
+    paid: [std::sync::atomic::AtomicUsize; 3],
+}
+
+impl Phases {
+    const BEFORE: usize = 0;
+    const RESTARTING: usize = 1;
+    const BACK: usize = 2;
+
+    fn enter(&self, phase: usize) {
+        self.now.store(phase, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn paid(&self) {
+        let phase = self.now.load(std::sync::atomic::Ordering::SeqCst);
+        self.paid[phase].fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn count(&self, phase: usize) -> usize {
+        self.paid[phase].load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// A careful payer: after an error it asks how the payment stands before doing anything
 /// again, confirms again only a payment no attempt was made for, waits while one is being
 /// settled, and starts a new payment only after a definite decline. Returns the codes of the
@@ -303,8 +330,7 @@ async fn pay_until_paid(
     tenant: &Tenant,
     customer: &Customer,
     invoice: &str,
-    restarted: &std::sync::atomic::AtomicBool,
-    succeeded: &std::sync::atomic::AtomicUsize,
+    phases: &Phases,
 ) -> Vec<tonic::Code> {
     let payments = PaymentsServiceClient::new(platform.payments.clone());
     let mut errors = Vec::new();
@@ -344,8 +370,7 @@ async fn pay_until_paid(
         };
         match current.as_str() {
             "succeeded" => {
-                let before = !restarted.load(std::sync::atomic::Ordering::SeqCst);
-                succeeded.fetch_add(usize::from(before), std::sync::atomic::Ordering::SeqCst);
+                phases.paid();
                 return errors;
             }
             // Declined (the processor could not be reached): a new payment, as a payer would.
@@ -398,42 +423,43 @@ async fn postgres_restarted_during_payments_load_charges_no_card_twice_and_every
     let tenant = platform.tenant().await;
     let customer = platform.customer(&tenant, "Constructora Álamo S.A. de C.V.", "es").await;
     let mut invoices = Vec::new();
-    for n in 0..24 {
+    for n in 0..48 {
         invoices.push(platform.open_invoice(&tenant, &customer, &format!("{}.00", 700 + n)).await);
     }
     // Payments hears of the invoices through the broker before anyone pays.
     intent_for(&platform, &tenant, &customer, invoices.last().unwrap()).await;
 
-    // Four payers, six invoices each, one after another; the server restarts once a few are paid.
-    let restarted = std::sync::atomic::AtomicBool::new(false);
-    let before_restart = std::sync::atomic::AtomicUsize::new(0);
-    let payers = invoices.chunks(6).map(|mine| {
-        let (platform, tenant, customer, restarted, before_restart) =
-            (&platform, &tenant, &customer, &restarted, &before_restart);
+    // Four payers, twelve invoices each, one after another at a payer's pace; the server goes
+    // down once a few are paid, and is back while most are still to pay.
+    let phases = Phases::default();
+    let payers = invoices.chunks(12).map(|mine| {
+        let (platform, tenant, customer, phases) = (&platform, &tenant, &customer, &phases);
         async move {
             let mut errors = Vec::new();
             for invoice in mine {
-                errors.extend(pay_until_paid(platform, tenant, customer, invoice, restarted, before_restart).await);
+                errors.extend(pay_until_paid(platform, tenant, customer, invoice, phases).await);
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             errors
         }
     });
     let restart = async {
         let started = eventually(Duration::from_secs(60), || {
-            let before_restart = &before_restart;
-            async move { before_restart.load(std::sync::atomic::Ordering::SeqCst) >= 4 }
+            let phases = &phases;
+            async move { phases.count(Phases::BEFORE) >= 4 }
         })
         .await;
         assert!(started, "payments were flowing before the restart");
-        restarted.store(true, std::sync::atomic::Ordering::SeqCst);
+        phases.enter(Phases::RESTARTING);
         server.restart(Duration::from_secs(3)).await;
+        phases.enter(Phases::BACK);
     };
     let (errors, ()) = tokio::join!(futures_util::future::join_all(payers), restart);
     let errors: Vec<tonic::Code> = errors.into_iter().flatten().collect();
-    let paid_before = before_restart.load(std::sync::atomic::Ordering::SeqCst);
-    assert!(paid_before < invoices.len(), "the restart came while payments were still being made");
-    // Callers see errors at most: the server was away, their call timed out, or their request's
-    // key was still busy; never a refusal of what they asked.
+    assert!(phases.count(Phases::BACK) > 0, "payments were still being made when the server came back");
+    // Callers see errors at most (most calls just wait for the pool's next connection): the
+    // server was away, their call timed out, or their request's key was still busy; never a
+    // refusal of what they asked.
     let unexpected: Vec<_> = errors
         .iter()
         .filter(|c| {
@@ -449,7 +475,6 @@ async fn postgres_restarted_during_payments_load_charges_no_card_twice_and_every
         })
         .collect();
     assert!(unexpected.is_empty(), "callers saw {errors:?}");
-    assert!(!errors.is_empty(), "the restart cut calls short (else it proved nothing)");
 
     // No card charged twice: one succeeded charge per invoice, and each invoice paid once.
     let db = platform.observe().await;
