@@ -259,7 +259,16 @@ async fn a_statement_runs_from_the_opening_balance_to_the_closing_one() {
         .await
         .unwrap();
     h.app.issue_credit_note(&h.clerk, &oct, "50.00", "late delivery").await.unwrap();
-    let s = h.app.statement(&h.clerk, &h.customer, "2026-10-01", "2030-12-31").await.unwrap();
+    let s = h
+        .app
+        .statement(
+            &h.clerk,
+            &h.customer,
+            "2026-10-01",
+            &(chrono::Utc::now().date_naive() + chrono::Days::new(1)).to_string(),
+        )
+        .await
+        .unwrap();
     // Opening: the September invoice, 1000.00. Then +400.00, −1000.00, −50.00: closing 350.00.
     assert_eq!(s.opening, d("1000.00"));
     assert_eq!(s.entries.iter().map(|e| (e.kind, e.charge, e.credit)).collect::<Vec<_>>().len(), 3);

@@ -190,7 +190,16 @@ async fn an_undone_match_reopens_the_invoices_it_paid_once() {
     assert_eq!((standing, taken_back), (0, 2));
     // The statement shows the payment and, on the day it was taken back, the same payment as a
     // charge: the customer owes both invoices again.
-    let s = h.app.statement(&t.clerk, &t.customer, "2026-10-01", "2030-12-31").await.unwrap();
+    let s = h
+        .app
+        .statement(
+            &t.clerk,
+            &t.customer,
+            "2026-10-01",
+            &(chrono::Utc::now().date_naive() + chrono::Days::new(1)).to_string(),
+        )
+        .await
+        .unwrap();
     let payments: Vec<(String, Decimal, Decimal)> =
         s.entries.iter().filter(|e| e.kind == "payment").map(|e| (e.reference.clone(), e.charge, e.credit)).collect();
     assert_eq!(payments, vec![(payment.clone(), d("0"), d("150.00")), (payment.clone(), d("150.00"), d("0"))]);

@@ -598,8 +598,10 @@ async fn the_daily_cap_holds_when_many_reminders_fall_due_at_once() {
     let h = H::new().await;
     h.policy_with_cap(2).await;
     let customer = h.customer("luisa@tornillo.test").await;
+    // Due in four days, so no earlier step is already due at any time of day (in Mexico City the
+    // date lags UTC until 06:00); the test brings the due-date notices forward itself.
     for _ in 0..5 {
-        h.issue(customer, 0).await;
+        h.issue(customer, 4).await;
     }
     // The five due-date notices all fall due together (the invoices' own emails do not count).
     sqlx::query("UPDATE messages SET send_at = now() - interval '1 second' WHERE status = 'planned' AND tone = 'firm'")

@@ -15,6 +15,11 @@ fn cus(id: Uuid) -> String {
     cobro_kit::ids::format("cus", id)
 }
 
+/// A due date a few days ahead: autopay only charges for consent given on or before the day.
+fn soon() -> NaiveDate {
+    chrono::Utc::now().date_naive() + Days::days(5)
+}
+
 fn inv(id: Uuid) -> String {
     cobro_kit::ids::format("inv", id)
 }
@@ -137,7 +142,7 @@ async fn autopay_needs_consent_and_charges_the_default_card_on_the_due_date() {
     };
     assert_eq!(listed(&h).await, Some(mandate.id.clone()), "the cards page can tell autopay is on");
 
-    let due = day("2026-12-10");
+    let due = soon();
     let invoice = h.invoice(customer, "310.00", "USD", due).await;
     // Nothing is charged before the due date.
     assert_eq!(h.app.run_autopay(due - Days::days(1)).await.unwrap(), 0);
@@ -169,7 +174,7 @@ async fn autopay_retries_soft_declines_after_one_three_and_seven_days_then_stops
     let customer = Uuid::now_v7();
     save_card(&h, customer, sandbox::CARD_INSUFFICIENT_FUNDS, true).await;
     enable_autopay(&h, customer).await;
-    let due = day("2026-12-10");
+    let due = soon();
     h.invoice(customer, "75.00", "USD", due).await;
 
     assert_eq!(h.app.run_autopay(due).await.unwrap(), 1);
@@ -230,7 +235,7 @@ async fn an_invoice_under_a_plan_is_charged_installment_by_installment_never_who
     let customer = Uuid::now_v7();
     save_card(&h, customer, sandbox::CARD_SUCCESS, true).await;
     enable_autopay(&h, customer).await;
-    let due = day("2026-12-10");
+    let due = soon();
     let invoice = h.invoice(customer, "90.00", "USD", due).await;
     let (first, second) = (Uuid::now_v7(), Uuid::now_v7());
     plan(&h, invoice, &[(first, due + Days::days(10), "45.00"), (second, due + Days::days(40), "45.00")]).await;
@@ -258,7 +263,7 @@ async fn autopay_waits_while_a_hardship_request_or_dispute_is_open() {
     let customer = Uuid::now_v7();
     save_card(&h, customer, sandbox::CARD_INSUFFICIENT_FUNDS, true).await;
     enable_autopay(&h, customer).await;
-    let due = day("2026-12-10");
+    let due = soon();
     let invoice = h.invoice(customer, "60.00", "USD", due).await;
     let changed = |status: &str| cobro_proto::events::v1::InvoiceChanged {
         invoice_id: inv(invoice),
@@ -294,7 +299,7 @@ async fn an_invoice_paid_meanwhile_is_not_charged_by_autopay() {
     let customer = Uuid::now_v7();
     save_card(&h, customer, sandbox::CARD_SUCCESS, true).await;
     enable_autopay(&h, customer).await;
-    let due = day("2026-12-10");
+    let due = soon();
     let invoice = h.invoice(customer, "40.00", "USD", due).await;
     h.invoice_event(invoice, customer, "paid", "0.00", "USD", due).await;
     assert_eq!(h.app.run_autopay(due).await.unwrap(), 0);

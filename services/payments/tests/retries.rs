@@ -379,7 +379,8 @@ async fn autopay_waits_without_failing_while_another_payment_is_on_its_way() {
         consent_ip: "203.0.113.9".into(),
     };
     h.client.clone().enable_autopay(h.req(consent)).await.unwrap();
-    let due = day("2026-12-10");
+    // Ahead of today: autopay only charges for consent given on or before the day.
+    let due = chrono::Utc::now().date_naive() + chrono::Days::new(5);
     let invoice = h.invoice(customer, "310.00", "USD", due).await;
     // The customer is paying it in the portal right now (a 3-D Secure challenge is open).
     let portal = h.intent(customer, Some(invoice), None).await;
@@ -388,7 +389,7 @@ async fn autopay_waits_without_failing_while_another_payment_is_on_its_way() {
     h.app.run_autopay(due).await.unwrap();
     let runs: Vec<(String, i32, Option<chrono::NaiveDate>)> =
         sqlx::query_as("SELECT status, attempts, next_try_on FROM autopay_runs").fetch_all(&h.db.pool).await.unwrap();
-    assert_eq!(runs, vec![("scheduled".to_owned(), 0, Some(day("2026-12-11")))]);
+    assert_eq!(runs, vec![("scheduled".to_owned(), 0, Some(due + chrono::Days::new(1)))]);
     assert_eq!(h.events("autopay.failed").await, 0, "nobody is told the card failed");
     assert_eq!(h.count("SELECT count(*) FROM sandbox_charges WHERE status = 'succeeded'").await, 0);
 
@@ -415,7 +416,7 @@ async fn autopay_waits_without_failing_while_another_payment_is_on_its_way() {
         balance: money("0.00", "USD"),
     };
     h.deliver("invoice.payment_applied", &inv(invoice), &applied).await;
-    h.app.run_autopay(day("2026-12-11")).await.unwrap();
+    h.app.run_autopay(due + chrono::Days::new(1)).await.unwrap();
     let status: String = sqlx::query_scalar("SELECT status FROM autopay_runs").fetch_one(&h.db.pool).await.unwrap();
     assert_eq!(status, "succeeded");
     assert_eq!(h.count("SELECT count(*) FROM sandbox_charges WHERE status = 'succeeded'").await, 1);
