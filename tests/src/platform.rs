@@ -624,6 +624,17 @@ pub fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
+/// A sandbox card (`pan` decides the outcome), valid for five more years.
+pub fn card(pan: &str) -> cobro_proto::payments::v1::NewCard {
+    use chrono::Datelike;
+    cobro_proto::payments::v1::NewCard {
+        pan: pan.into(),
+        exp_month: 12,
+        exp_year: u32::try_from(chrono::Utc::now().year() + 5).expect("a year after 1970"),
+        holder_name: "Marta Ruiz".into(),
+    }
+}
+
 pub fn money(amount: &str, currency: &str) -> Option<Money> {
     Some(Money { amount: amount.into(), currency: currency.into() })
 }

@@ -80,12 +80,7 @@ async fn on_autopay(platform: &Platform, tenant: &Tenant, customer: &Customer, p
         .save_payment_method(tenant.staff(paypb::SavePaymentMethodRequest {
             idempotency_key: uuid::Uuid::now_v7().to_string(),
             customer_id: customer.id.clone(),
-            source: Some(paypb::save_payment_method_request::Source::Card(paypb::NewCard {
-                pan: pan.into(),
-                exp_month: 12,
-                exp_year: 2031,
-                holder_name: "Luis Ortega".into(),
-            })),
+            source: Some(paypb::save_payment_method_request::Source::Card(cobro_e2e::platform::card(pan))),
             make_default: true,
         }))
         .await

@@ -41,12 +41,9 @@ async fn pay_by_card(platform: &Platform, tenant: &Tenant, customer: &Customer, 
     let confirm = paypb::ConfirmPaymentIntentRequest {
         idempotency_key: format!("confirm-{invoice}"),
         id: intent.id.clone(),
-        method: Some(paypb::confirm_payment_intent_request::Method::Card(paypb::NewCard {
-            pan: "4242424242424242".into(),
-            exp_month: 12,
-            exp_year: 2031,
-            holder_name: "Marta Ruiz".into(),
-        })),
+        method: Some(paypb::confirm_payment_intent_request::Method::Card(cobro_e2e::platform::card(
+            "4242424242424242",
+        ))),
         ..Default::default()
     };
     payments.confirm_payment_intent(tenant.staff(confirm)).await.unwrap().into_inner()
@@ -162,12 +159,9 @@ async fn a_slow_processor_times_out_and_recovery_leaves_no_payment_stuck() {
     let confirm = paypb::ConfirmPaymentIntentRequest {
         idempotency_key: format!("confirm-{invoice}"),
         id: intent.id.clone(),
-        method: Some(paypb::confirm_payment_intent_request::Method::Card(paypb::NewCard {
-            pan: "4242424242424242".into(),
-            exp_month: 12,
-            exp_year: 2031,
-            holder_name: "Marta Ruiz".into(),
-        })),
+        method: Some(paypb::confirm_payment_intent_request::Method::Card(cobro_e2e::platform::card(
+            "4242424242424242",
+        ))),
         ..Default::default()
     };
     let slow = payments.confirm_payment_intent(tenant.staff(confirm.clone())).await;
@@ -234,12 +228,9 @@ async fn payments_killed_during_confirms_recovers_every_attempt() {
         let request = tenant.staff(paypb::ConfirmPaymentIntentRequest {
             idempotency_key: format!("confirm-{invoice}"),
             id: id.clone(),
-            method: Some(paypb::confirm_payment_intent_request::Method::Card(paypb::NewCard {
-                pan: "4242424242424242".into(),
-                exp_month: 12,
-                exp_year: 2031,
-                holder_name: "Marta Ruiz".into(),
-            })),
+            method: Some(paypb::confirm_payment_intent_request::Method::Card(cobro_e2e::platform::card(
+                "4242424242424242",
+            ))),
             ..Default::default()
         });
         confirms.spawn(async move { payments.confirm_payment_intent(request).await.map(|r| r.into_inner().status) });
@@ -384,12 +375,9 @@ async fn pay_until_paid(
                 let confirm = paypb::ConfirmPaymentIntentRequest {
                     idempotency_key: format!("confirm-{invoice}-{round}-{confirms}"),
                     id,
-                    method: Some(paypb::confirm_payment_intent_request::Method::Card(paypb::NewCard {
-                        pan: "4242424242424242".into(),
-                        exp_month: 12,
-                        exp_year: 2031,
-                        holder_name: "Marta Ruiz".into(),
-                    })),
+                    method: Some(paypb::confirm_payment_intent_request::Method::Card(cobro_e2e::platform::card(
+                        "4242424242424242",
+                    ))),
                     ..Default::default()
                 };
                 if let Err(status) = payments.clone().confirm_payment_intent(tenant.staff(confirm)).await {

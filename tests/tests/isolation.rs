@@ -119,7 +119,7 @@ fn line(description: &str, amount: &str) -> Vec<invpb::LineInput> {
 }
 
 fn card() -> paypb::NewCard {
-    paypb::NewCard { pan: "4242424242424242".into(), exp_month: 12, exp_year: 2031, holder_name: "Marta Ruiz".into() }
+    cobro_e2e::platform::card("4242424242424242")
 }
 
 async fn contact_token(platform: &Platform, t: &Tenant, email: &str, password: &str) -> String {

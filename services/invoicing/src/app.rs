@@ -323,21 +323,7 @@ impl Invoicing {
             .ok_or(InvoicingError::NotFound("customer"))?;
         let saved =
             store::customer(&mut tx, principal.tenant_id, id).await?.ok_or(InvoicingError::NotFound("customer"))?;
-        store::event(
-            &mut tx,
-            principal.tenant_id,
-            "customer.upserted",
-            id,
-            &ev::CustomerUpserted {
-                customer_id: cobro_kit::ids::format(prefix::CUSTOMER, id),
-                external_id: row.external_id.clone().unwrap_or_default(),
-                legal_name: row.legal_name.clone(),
-                contacts: event_contacts(&saved.contacts),
-                reminder_policy: saved.reminder_policy.clone(),
-                autopay: saved.autopay,
-            },
-        )
-        .await?;
+        store::event(&mut tx, principal.tenant_id, "customer.upserted", id, &customer_upserted(&saved)).await?;
         tx.commit().await?;
         Ok(saved)
     }
@@ -350,21 +336,7 @@ impl Invoicing {
             return Ok(());
         }
         let saved = store::customer(conn, tenant, id).await?.ok_or(InvoicingError::NotFound("customer"))?;
-        store::event(
-            conn,
-            tenant,
-            "customer.upserted",
-            id,
-            &ev::CustomerUpserted {
-                customer_id: cobro_kit::ids::format(prefix::CUSTOMER, id),
-                external_id: saved.external_id.clone().unwrap_or_default(),
-                legal_name: saved.legal_name.clone(),
-                contacts: event_contacts(&saved.contacts),
-                reminder_policy: saved.reminder_policy.clone(),
-                autopay: saved.autopay,
-            },
-        )
-        .await?;
+        store::event(conn, tenant, "customer.upserted", id, &customer_upserted(&saved)).await?;
         Ok(())
     }
 
@@ -1257,6 +1229,18 @@ pub(crate) fn changed(i: &InvoiceRow) -> ev::InvoiceChanged {
         total: Some(money(i.total, &i.currency)),
         balance: Some(money(i.balance, &i.currency)),
         due_date: i.due_date.map(|d| d.to_string()).unwrap_or_default(),
+    }
+}
+
+/// What `customer.upserted` says of a stored customer.
+fn customer_upserted(saved: &CustomerRow) -> ev::CustomerUpserted {
+    ev::CustomerUpserted {
+        customer_id: cobro_kit::ids::format(prefix::CUSTOMER, saved.id),
+        external_id: saved.external_id.clone().unwrap_or_default(),
+        legal_name: saved.legal_name.clone(),
+        contacts: event_contacts(&saved.contacts),
+        reminder_policy: saved.reminder_policy.clone(),
+        autopay: saved.autopay,
     }
 }
 
